@@ -5,6 +5,7 @@
 //! current time in, and get decoded payloads, samples and rebirth requests out.
 
 pub mod datatype;
+pub mod json;
 pub mod payload;
 pub mod proto;
 pub mod state;
