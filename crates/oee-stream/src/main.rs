@@ -1,1 +1,47 @@
-fn main() {}
+//! `oee-stream`: the Sparkplug B host application and its tools.
+//!
+//! `main` is the only place that knows about `anyhow` and exit codes: every command returns its
+//! own typed error, and a failure becomes exactly one `error: …` line on standard error and exit
+//! status 1.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Decode(args) => commands::decode::run(&args)?,
+    }
+    Ok(())
+}
+
+/// Error messages may quote input (metric names, topics); keep the report on one line.
+fn one_line(msg: &str) -> String {
+    msg.replace('\r', "\\r").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_stay_on_one_line() {
+        assert_eq!(one_line("a\nb\r\nc"), "a\\nb\\r\\nc");
+    }
+}

@@ -1,0 +1,60 @@
+//! The command line: one subcommand per tool.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::decode::DecodeArgs;
+
+/// Sparkplug B host application and stream processor: turns machine data into OEE, MTTR/MTBF
+/// and fault histories.
+#[derive(Debug, Parser)]
+#[command(name = "oee-stream", version, about, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode one Sparkplug B payload (a file, or standard input) and print it as JSON.
+    #[command(
+        long_about = "Decode one Sparkplug B payload and print it as one JSON object on standard \
+output.\n\n\
+The payload is the raw MQTT message body, read from FILE, or from standard input (until end of \
+file) when FILE is absent or `-`. With --topic, the topic is parsed and added to the output as a \
+`topic` object; for a host STATE topic the payload is read as a STATE message \
+({\"online\",\"timestamp\"} in 3.0, ONLINE/OFFLINE in 2.2) instead of protobuf.\n\n\
+On malformed input (not protobuf, an unknown datatype, a value that does not fit its datatype, \
+a bad topic, an unreadable file) it prints one line starting with `error:` on standard error \
+and exits with status 1. The JSON format is described in docs/decode.md.",
+        after_help = "Examples:\n  \
+oee-stream decode --topic spBv1.0/Plant7/DDATA/Gateway-A/Filler payload.bin\n  \
+mosquitto_sub -t 'spBv1.0/Plant7/DDATA/Gateway-A/Filler' -C 1 | oee-stream decode --compact"
+    )]
+    Decode(DecodeArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn decode_arguments_parse() {
+        let cli =
+            Cli::try_parse_from(["oee-stream", "decode", "--topic", "spBv1.0/G/NDATA/E", "-"])
+                .expect("parses");
+        let Command::Decode(args) = cli.command;
+        assert_eq!(args.topic.as_deref(), Some("spBv1.0/G/NDATA/E"));
+        assert_eq!(args.file.as_deref(), Some(std::path::Path::new("-")));
+        assert!(!args.compact);
+        let cli = Cli::try_parse_from(["oee-stream", "decode", "--compact"]).expect("parses");
+        let Command::Decode(args) = cli.command;
+        assert!(args.compact && args.file.is_none() && args.topic.is_none());
+    }
+}
