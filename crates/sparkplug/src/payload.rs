@@ -217,7 +217,7 @@ impl Payload {
             .metrics
             .into_iter()
             .enumerate()
-            .map(|(i, m)| metric_from_proto(m, &Path::Metric(i), 0))
+            .map(|(i, m)| metric_from_proto(m, None, i, 0))
             .collect::<Result<_, _>>()?;
         Ok(Payload {
             timestamp: raw.timestamp,
@@ -251,8 +251,14 @@ impl Payload {
 
 /// Where in the payload we are, rendered only when an error needs it.
 enum Path<'a> {
-    Metric(usize),
-    Member(&'a Path<'a>, usize),
+    /// A metric of the payload (no parent) or of a template, labelled with its name or alias
+    /// so that the user can find it: `metrics[2] "Line/Speed"`, `metrics[0] (alias 41)`.
+    Metric {
+        parent: Option<&'a Path<'a>>,
+        index: usize,
+        name: Option<&'a str>,
+        alias: Option<u64>,
+    },
     Property(&'a Path<'a>, &'a str),
     Other(&'a Path<'a>, String),
 }
@@ -260,8 +266,22 @@ enum Path<'a> {
 impl std::fmt::Display for Path<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Path::Metric(i) => write!(f, "metrics[{i}]"),
-            Path::Member(p, i) => write!(f, "{p}.template.metrics[{i}]"),
+            Path::Metric {
+                parent,
+                index,
+                name,
+                alias,
+            } => {
+                match parent {
+                    Some(p) => write!(f, "{p}.template.metrics[{index}]")?,
+                    None => write!(f, "metrics[{index}]")?,
+                }
+                match (name, alias) {
+                    (Some(name), _) => write!(f, " {name:?}"),
+                    (None, Some(alias)) => write!(f, " (alias {alias})"),
+                    (None, None) => Ok(()),
+                }
+            }
             Path::Property(p, k) => write!(f, "{p}.properties[{k:?}]"),
             Path::Other(p, s) => write!(f, "{p}.{s}"),
         }
@@ -289,7 +309,18 @@ fn too_deep(path: &Path<'_>) -> DecodeError {
     }
 }
 
-fn metric_from_proto(m: pb::Metric, path: &Path<'_>, depth: usize) -> Result<Metric, DecodeError> {
+fn metric_from_proto(
+    m: pb::Metric,
+    parent: Option<&Path<'_>>,
+    index: usize,
+    depth: usize,
+) -> Result<Metric, DecodeError> {
+    let path = &Path::Metric {
+        parent,
+        index,
+        name: m.name.as_deref(),
+        alias: m.alias,
+    };
     if depth > MAX_DEPTH {
         return Err(too_deep(path));
     }
@@ -526,7 +557,7 @@ fn template_from_proto(
         .metrics
         .into_iter()
         .enumerate()
-        .map(|(i, m)| metric_from_proto(m, &Path::Member(path, i), depth + 1))
+        .map(|(i, m)| metric_from_proto(m, Some(path), i, depth + 1))
         .collect::<Result<_, _>>()?;
     let parameters = t
         .parameters

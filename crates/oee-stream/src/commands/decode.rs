@@ -4,10 +4,8 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use prost::Message;
 use serde_json::Value as Json;
-use sparkplug::proto::payload as pb;
-use sparkplug::{DecodeError, HostState, Payload, StateError, Topic, TopicError, json};
+use sparkplug::{HostState, Payload, StateError, Topic, TopicError, json};
 
 #[derive(Debug, clap::Args)]
 pub struct DecodeArgs {
@@ -106,66 +104,15 @@ pub fn render(bytes: &[u8], topic: Option<&str>) -> Result<Json, Error> {
         let state = HostState::parse(bytes, *version).map_err(Error::State)?;
         return Ok(json::state_to_json(&state, Some(t)));
     }
-    let payload = Payload::decode(bytes).map_err(|e| Error::Payload(describe(&e, bytes)))?;
+    let payload = Payload::decode(bytes).map_err(|e| Error::Payload(e.to_string()))?;
     Ok(json::payload_to_json(&payload, topic.as_ref()))
-}
-
-/// The decode error, with each `metrics[i]` of its path labelled by the metric's name (or alias)
-/// so that the user can find it: `metrics[2] "Line/Speed": datatype Int32 cannot be carried in
-/// string_value`.
-fn describe(err: &DecodeError, bytes: &[u8]) -> String {
-    let msg = err.to_string();
-    let path = match err {
-        DecodeError::UnknownDatatype { path, .. }
-        | DecodeError::Value { path, .. }
-        | DecodeError::Shape { path, .. } => path,
-        DecodeError::Protobuf(_) => return msg,
-    };
-    // The typed decode failed after the protobuf decode succeeded, so this succeeds too.
-    let Ok(raw) = sparkplug::proto::Payload::decode(bytes) else {
-        return msg;
-    };
-    match msg.strip_prefix(path.as_str()) {
-        Some(rest) => format!("{}{rest}", label_path(path, &raw.metrics)),
-        None => msg,
-    }
-}
-
-/// Adds ` "name"` (or ` (alias N)`) after each `metrics[i]` of a decode error path, following
-/// `.template.metrics[j]` into templates.
-fn label_path(path: &str, metrics: &[pb::Metric]) -> String {
-    let mut out = String::new();
-    let mut rest = path;
-    let mut metrics = Some(metrics);
-    let mut prefix = "metrics[";
-    while let Some(after) = rest.strip_prefix(prefix) {
-        let Some(end) = after.find(']') else { break };
-        let Ok(i) = after[..end].parse::<usize>() else {
-            break;
-        };
-        let metric = metrics.and_then(|ms| ms.get(i));
-        out.push_str(&rest[..prefix.len() + end + 1]);
-        if let Some(m) = metric {
-            match (&m.name, m.alias) {
-                (Some(name), _) => out.push_str(&format!(" {name:?}")),
-                (None, Some(alias)) => out.push_str(&format!(" (alias {alias})")),
-                (None, None) => {}
-            }
-        }
-        rest = &after[end + 1..];
-        metrics = metric.and_then(|m| match &m.value {
-            Some(pb::metric::Value::TemplateValue(t)) => Some(t.metrics.as_slice()),
-            _ => None,
-        });
-        prefix = ".template.metrics[";
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
+    use sparkplug::proto::payload as pb;
 
     fn metric(
         name: Option<&str>,
@@ -237,13 +184,6 @@ mod tests {
             error(&encode(vec![m]), None),
             r#"metrics[0] "Pump1".template.metrics[0] "Flow": datatype Double cannot be carried in boolean_value"#
         );
-    }
-
-    #[test]
-    fn label_path_leaves_unknown_shapes_alone() {
-        assert_eq!(label_path("metrics[5]", &[]), "metrics[5]");
-        assert_eq!(label_path("other", &[]), "other");
-        assert_eq!(label_path("metrics[x]", &[]), "metrics[x]");
     }
 
     #[test]
