@@ -28,7 +28,7 @@ a bad topic, an unreadable file) it prints one line starting with `error:` on st
 and exits with status 1. The JSON format is described in docs/decode.md.",
         after_help = "Examples:\n  \
 oee-stream decode --topic spBv1.0/Plant7/DDATA/Gateway-A/Filler payload.bin\n  \
-mosquitto_sub -t 'spBv1.0/Plant7/DDATA/Gateway-A/Filler' -C 1 | oee-stream decode --compact"
+mosquitto_sub -t 'spBv1.0/Plant7/DDATA/Gateway-A/Filler' -C 1 -N | oee-stream decode --compact"
     )]
     Decode(DecodeArgs),
 }
