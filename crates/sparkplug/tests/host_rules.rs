@@ -987,3 +987,24 @@ fn device_and_metric_limits_refuse_births_without_asking_again() {
     assert_eq!((k.limit_devices, k.limit_metrics), (1, 1));
     assert!(h.usage().max_metrics_in_a_node <= 6);
 }
+
+#[test]
+fn rebirth_queue_keeps_one_entry_per_node_when_a_queued_node_is_answered_and_asks_again() {
+    // Regression (found by the proptest): a node answered while queued left a stale entry,
+    // and queueing it again made two.
+    let mut h = host(HostConfig {
+        global_rebirths_per_second: 1,
+        rebirth_throttle_ms: 0,
+        ..cfg()
+    });
+    feed(&mut h, &node_topic("A", "NDATA"), &ndata(1, 1), 0);
+    feed(&mut h, &node_topic("B", "NDATA"), &ndata(1, 1), 0);
+    assert_eq!(h.usage().queued_rebirths, 1);
+    feed(&mut h, &node_topic("B", "NBIRTH"), &standard_nbirth(), 1);
+    let p = payload(Some(1), None, vec![by_alias(99, Value::Int32(1))]);
+    feed(&mut h, &node_topic("B", "NDATA"), &p, 2);
+    assert_eq!(h.usage().queued_rebirths, 1);
+    let ev = poll(&mut h, 1000);
+    assert_eq!(rebirths(&ev).len(), 1);
+    assert_eq!(h.usage().queued_rebirths, 0);
+}

@@ -636,6 +636,15 @@ impl Host {
             Self::emit_rebirth(node, reason, now, &mut self.counters, out);
         } else {
             node.rebirth.queued = true;
+            // Entries of nodes that were answered or evicted meanwhile are dropped, so the
+            // queue holds at most one entry per node.
+            let nodes = &self.nodes;
+            self.limiter.queue.retain(|(qg, qe, _)| {
+                nodes
+                    .get(qg)
+                    .and_then(|m| m.get(qe))
+                    .is_some_and(|n| n.rebirth.queued && !(qg == g && qe == e))
+            });
             self.limiter.queue.push_back((g.clone(), e.clone(), reason));
             self.counters.rebirth_deferred += 1;
         }
