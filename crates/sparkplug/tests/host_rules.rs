@@ -1008,3 +1008,13 @@ fn rebirth_queue_keeps_one_entry_per_node_when_a_queued_node_is_answered_and_ask
     assert_eq!(rebirths(&ev).len(), 1);
     assert_eq!(h.usage().queued_rebirths, 0);
 }
+
+#[test]
+fn ndeath_bdseq_matches_across_integer_datatypes() {
+    // 3.0 puts bdSeq as Int64 in the Will while its examples (and Tahu) use UInt64.
+    let mut h = online_host(cfg());
+    let will = payload(None, None, vec![bm("bdSeq", None, Value::Int64(1))]);
+    let ev = feed(&mut h, &topic("NDEATH", None), &will, 10);
+    assert!(matches!(ev.last(), Some(HostEvent::NodeOffline { .. })));
+    assert_eq!(h.counters().node_deaths, 1);
+}
