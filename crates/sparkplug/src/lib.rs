@@ -5,6 +5,7 @@
 //! current time in, and get decoded payloads, samples and rebirth requests out.
 
 pub mod datatype;
+pub mod host;
 pub mod json;
 pub mod payload;
 pub mod proto;
@@ -13,6 +14,10 @@ pub mod topic;
 pub mod value;
 
 pub use datatype::DataType;
+pub use host::{
+    Host, HostConfig, HostCounters, HostEvent, HostUsage, MetricInfo, MetricSample, NodeInfo,
+    OfflineReason, Quality, RebirthMode, RebirthReason, RebirthRequest, RejectReason, SampleFlags,
+};
 pub use payload::{
     DataSet, DecodeError, EncodeError, MetaData, Metric, MetricValue, Parameter, Payload,
     PropertySet, PropertyValue, Template,
