@@ -282,7 +282,7 @@ impl Value {
 }
 
 fn chunks<const N: usize>(datatype: DataType, bytes: &[u8]) -> Result<Vec<[u8; N]>, ValueError> {
-    if bytes.len() % N != 0 {
+    if !bytes.len().is_multiple_of(N) {
         return Err(ValueError::ArrayLength {
             datatype,
             len: bytes.len(),
