@@ -4,7 +4,8 @@
 //!   datatype, each with a timestamp) carrying a mix of int, long, float, double and bool values.
 //! - `decode/dbirth_1000`: a large DBIRTH of 1,000 metrics named like
 //!   `Line1/Machine7/Temperature_042`, each with an alias, a datatype and a timestamp; every
-//!   analog metric carries an `engUnit` property, and every tenth also `engLow`/`engHigh`.
+//!   analog metric (Temperature, Pressure, Speed) carries an `engUnit` property, and those whose
+//!   index is a multiple of ten also `engLow`/`engHigh`.
 //! - `topic/parse`: `Topic::parse` on DDATA, NBIRTH and STATE topics.
 //!
 //! Both payloads are built with the crate's own encoder. Throughput is in metrics (decode) or
