@@ -187,6 +187,9 @@ macro_rules! scalar_oneof {
                     WireValue::Boolean(x) => V::BooleanValue(x),
                     WireValue::String(x) => V::StringValue(x),
                     $(WireValue::Bytes(x) => V::$bytes(x),)?
+                    // Its content is not decoded, but that there was one is kept.
+                    WireValue::Extension => V::ExtensionValue(Default::default()),
+                    #[allow(unreachable_patterns)]
                     _ => return None,
                 })
             }
@@ -325,7 +328,9 @@ fn metric_from_proto(
         return Err(too_deep(path));
     }
     let datatype = m.datatype.map(|c| datatype(c, path)).transpose()?;
-    let is_null = m.is_null.unwrap_or(false);
+    // A typed metric without a value field is null, whether or not the flag says so: this is
+    // what the encoder writes for it, so decoding and encoding again keep the payload the same.
+    let is_null = m.is_null.unwrap_or(false) || (m.value.is_none() && datatype.is_some());
     let properties = m
         .properties
         .map(|p| property_set_from_proto(p, path, depth + 1))

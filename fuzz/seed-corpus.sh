@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Seeds the working corpora (fuzz/corpus/<target>, git-ignored) from the committed test vectors
+# and the small curated seeds in fuzz/corpus-seed/. Safe to run again: files are content-named.
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p corpus/decode corpus/topic
+for f in ../testdata/sparkplug-vectors/*.bin corpus-seed/decode/*; do
+    [ -f "$f" ] || continue
+    cp "$f" "corpus/decode/$(sha1sum "$f" | cut -c1-40)"
+done
+# One seed per topic named in the vectors' JSON documents, plus the curated topic seeds.
+for t in $(grep -ho '"topic": *"[^"]*"' ../testdata/sparkplug-vectors/*.json | sed 's/.*: *"//; s/"$//' | sort -u); do
+    printf '%s' "$t" > "corpus/topic/$(printf '%s' "$t" | sha1sum | cut -c1-40)"
+done
+for f in corpus-seed/topic/*; do
+    [ -f "$f" ] || continue
+    cp "$f" "corpus/topic/$(sha1sum "$f" | cut -c1-40)"
+done
+echo "decode: $(ls corpus/decode | wc -l) inputs, topic: $(ls corpus/topic | wc -l) inputs"
