@@ -3,7 +3,7 @@
 # and the small curated seeds in fuzz/corpus-seed/. Safe to run again: files are content-named.
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/decode corpus/topic
+mkdir -p corpus/decode corpus/topic corpus/host_session
 for f in ../testdata/sparkplug-vectors/*.bin corpus-seed/decode/*; do
     [ -f "$f" ] || continue
     cp "$f" "corpus/decode/$(sha1sum "$f" | cut -c1-40)"
@@ -16,4 +16,10 @@ for f in corpus-seed/topic/*; do
     [ -f "$f" ] || continue
     cp "$f" "corpus/topic/$(sha1sum "$f" | cut -c1-40)"
 done
+# Host sessions: curated record sequences (see the layout in fuzz_targets/host_session.rs).
+for f in corpus-seed/host_session/*; do
+    [ -f "$f" ] || continue
+    cp "$f" "corpus/host_session/$(sha1sum "$f" | cut -c1-40)"
+done
+echo "host_session: $(ls corpus/host_session | wc -l) inputs"
 echo "decode: $(ls corpus/decode | wc -l) inputs, topic: $(ls corpus/topic | wc -l) inputs"

@@ -6,8 +6,9 @@
 //! bits pick the verb, bit 3 the edge node, bits 4-5 the device. Every step checks the
 //! configured limits and that `poll` leaves nothing due.
 //!
-//! Run: `cargo +nightly fuzz run host_session` (seed `fuzz/corpus/host_session` with the files of
-//! `testdata/sparkplug-vectors` wrapped in records to start from valid payloads).
+//! Run: `fuzz/seed-corpus.sh`, then `cargo +nightly fuzz run host_session corpus/host_session`
+//! (the seeds in `corpus-seed/host_session` wrap Tahu vectors in records: NBIRTH, NDATA, poll,
+//! NDEATH, connection loss).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
