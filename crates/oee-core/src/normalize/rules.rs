@@ -538,11 +538,16 @@ fn compile_rule(
         .map(|p| p.captures.clone())
         .unwrap_or_default();
     let tag = m.source_tag.as_deref().unwrap_or("");
+    // When source_tag itself is broken its captures are unknown: do not report every
+    // placeholder as a second error.
+    let check_captures = pattern.is_some();
     let template = |key: &str, v: Option<&str>, errors: &mut Vec<PathError>| -> Template {
         match Template::parse(v.unwrap_or(""), &captures, tag) {
             Ok(t) => t,
             Err(e) => {
-                err(errors, key, e);
+                if check_captures {
+                    err(errors, key, e);
+                }
                 Template { parts: Vec::new() }
             }
         }
