@@ -13,7 +13,7 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oee_core::config::processing::{ProcessingConfig, TagMapping};
 use oee_core::normalize::rules::RuleSet;
-use oee_core::normalize::{Normalizer, SourceSample, Value};
+use oee_core::normalize::{Normalizer, Reading, SourceId, SourceSample, Value};
 
 const GROUPS: usize = 10;
 const LINES: usize = 100;
@@ -147,6 +147,45 @@ fn bench(c: &mut Criterion) {
     };
     run(&mut n, &mut ts);
     group.bench_function("10k_rules_steady", |b| b.iter(|| run(&mut n, &mut ts)));
+
+    // Handle path: identities resolved once (per Sparkplug alias after a birth), no hashing.
+    let handles: Vec<_> = srcs
+        .iter()
+        .map(|s| {
+            let id = SourceId {
+                group: &s.group,
+                edge_node: &s.node,
+                device: Some(&s.device),
+                metric: &s.metric,
+            };
+            n.handle(&id).expect("tracked")
+        })
+        .collect();
+    let counts: Vec<bool> = srcs.iter().map(|s| s.metric == "Count").collect();
+    group.bench_function("10k_rules_steady_handles", |b| {
+        b.iter(|| {
+            for (i, h) in handles.iter().enumerate() {
+                ts += 1;
+                let value = if counts[i] {
+                    Value::UInt(i as u64)
+                } else {
+                    Value::Float((i % 97) as f64)
+                };
+                let out = n.normalize_handle(
+                    *h,
+                    Reading {
+                        value,
+                        timestamp_ms: ts,
+                        quality: 192,
+                        historical: false,
+                        transient: false,
+                        int_bits: 32,
+                    },
+                );
+                black_box(out);
+            }
+        })
+    });
 
     // Cold: a fresh normalizer resolves every identity through the pattern index once.
     group.bench_function("10k_rules_cold_first_pass", |b| {

@@ -448,3 +448,53 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn handles_give_the_same_outcomes_as_lookups() {
+    use oee_core::normalize::{Reading, SourceId};
+    let cfg = ProcessingConfig {
+        tag_mappings: seed_rules(),
+        ..Default::default()
+    };
+    let mut a = normalizer(cfg.clone());
+    let mut b = normalizer(cfg);
+    let id = SourceId {
+        group: "Devices",
+        edge_node: "Line1",
+        device: Some("M1"),
+        metric: "Temperature",
+    };
+    let h = b.handle(&id).unwrap();
+    for (ts, v) in [(0, 212.0), (1, 213.0), (2, 220.0)] {
+        let via_lookup = a.normalize(sample(Some("M1"), "Temperature", Value::Float(v), ts, 192));
+        let via_handle = b.normalize_handle(
+            h,
+            Reading {
+                value: Value::Float(v),
+                timestamp_ms: ts,
+                quality: 192,
+                historical: false,
+                transient: false,
+                int_bits: 32,
+            },
+        );
+        assert_eq!(via_lookup, via_handle);
+    }
+    assert_eq!(a.stats(), b.stats());
+}
+
+#[test]
+fn untracked_unmapped_metrics_are_listed_once() {
+    let mut n = normalizer(ProcessingConfig {
+        max_tracked_sources: 1,
+        ..Default::default()
+    });
+    for ts in 0..3 {
+        let _ = n.normalize(sample(Some("M1"), "A", Value::Int(1), ts, 192));
+        let _ = n.normalize(sample(Some("M1"), "B", Value::Int(1), ts, 192));
+    }
+    assert_eq!(
+        n.unmapped()[0].metrics,
+        vec![("M1/A".to_string(), 3), ("M1/B".to_string(), 3)]
+    );
+}

@@ -3,6 +3,7 @@
 //! (validate, then build: the same code checks the file and builds the normalizer).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -165,14 +166,14 @@ impl Default for ProcessingConfig {
 pub struct StateCodeTable {
     default: StateCategory,
     /// Sorted, non-overlapping inclusive ranges.
-    ranges: Vec<(i64, i64, StateCategory, Option<String>)>,
+    ranges: Vec<(i64, i64, StateCategory, Option<Arc<str>>)>,
 }
 
 impl StateCodeTable {
-    pub fn category(&self, code: i64) -> (StateCategory, Option<&str>) {
+    pub fn category(&self, code: i64) -> (StateCategory, Option<&Arc<str>>) {
         let i = self.ranges.partition_point(|r| r.1 < code);
         match self.ranges.get(i) {
-            Some((from, _, cat, reason)) if *from <= code => (*cat, reason.as_deref()),
+            Some((from, _, cat, reason)) if *from <= code => (*cat, reason.as_ref()),
             _ => (self.default, None),
         }
     }
@@ -230,7 +231,7 @@ impl StateCodesConfig {
             default: self.default_category,
             ranges: ranges
                 .into_iter()
-                .map(|(f, t, c, r, _)| (f, t, c, r))
+                .map(|(f, t, c, r, _)| (f, t, c, r.map(Arc::from)))
                 .collect(),
         }
     }
@@ -263,7 +264,10 @@ mod tests {
         let t = cfg.compile("processing.state_codes", &mut errors);
         assert!(errors.is_empty());
         assert_eq!(t.category(1), (StateCategory::Running, None));
-        assert_eq!(t.category(150), (StateCategory::Setup, Some("changeover")));
+        assert_eq!(
+            t.category(150),
+            (StateCategory::Setup, Some(&Arc::from("changeover")))
+        );
         assert_eq!(t.category(199).0, StateCategory::Setup);
         assert_eq!(t.category(200).0, StateCategory::UnplannedStop);
         assert_eq!(t.category(-5).0, StateCategory::UnplannedStop);

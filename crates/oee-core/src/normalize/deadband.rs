@@ -63,7 +63,9 @@ impl Deadband {
         } else {
             (value - last).abs() > band
         };
-        let silent_too_long = self.max_silence_ms.is_some_and(|m| ts_ms - last_ts >= m);
+        let silent_too_long = self
+            .max_silence_ms
+            .is_some_and(|m| ts_ms.saturating_sub(last_ts) >= m);
         if changed || silent_too_long {
             state.last = Some((value, ts_ms));
             true
@@ -153,6 +155,15 @@ mod tests {
         assert!(d.admit(&mut s, f64::NAN, 1));
         assert!(!d.admit(&mut s, f64::NAN, 2));
         assert!(d.admit(&mut s, 1.0, 3));
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        // regression: found by the normalizer property test
+        let d = Deadband::absolute(1.0, Some(1000));
+        let mut s = DeadbandState::default();
+        assert!(d.admit(&mut s, 1.0, i64::MIN));
+        assert!(d.admit(&mut s, 1.0, i64::MAX));
     }
 
     #[test]

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use foldhash::HashMap as FastMap;
 
 use crate::config::processing::{StateCategory, UnmappedPolicy};
-use deadband::DeadbandState;
+use deadband::{Deadband, DeadbandState};
 pub use pattern::SourceId;
 pub use rules::SignalType;
 use rules::{Rule, RuleSet, identity_key};
+use units::Linear;
 
 /// Sparkplug quality codes.
 pub mod quality {
@@ -81,6 +82,21 @@ pub struct SourceSample<'a> {
     pub transient: bool,
     /// Bit width of an integer datatype (8/16/32/64), 0 when not an integer; counters roll over
     /// at this width.
+    pub int_bits: u8,
+}
+
+/// A resolved source identity (see [`Normalizer::handle`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SourceHandle(u32);
+
+/// A sample without its identity, for [`Normalizer::normalize_handle`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    pub value: Value,
+    pub timestamp_ms: i64,
+    pub quality: i32,
+    pub historical: bool,
+    pub transient: bool,
     pub int_bits: u8,
 }
 
@@ -195,9 +211,25 @@ pub struct UnmappedNode {
     pub not_listed: u64,
 }
 
+/// What the hot path needs, copied from the rule so a sample touches one slot only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Running,
+    FaultActive,
+    StateCode,
+    FaultCode,
+    Analog,
+    Unmapped,
+}
+
 struct Slot {
     tag: Arc<SignalTag>,
-    rule: Option<u32>,
+    kind: Kind,
+    transform: Linear,
+    deadband: Deadband,
+    /// `i32::MIN` when the rule has no `min_quality`.
+    min_quality: i32,
     db: DeadbandState,
     bad: bool,
     /// For unmapped identities: (node index, metric index or u32::MAX).
@@ -241,43 +273,88 @@ impl Normalizer {
         &self.unmapped_nodes
     }
 
-    /// Normalize one sample.
+    /// Normalize one sample: one hash lookup of its identity, then the rule's conversion,
+    /// quality filter and deadband.
     pub fn normalize(&mut self, s: SourceSample<'_>) -> Outcome {
-        self.stats.samples += 1;
-        let id = s.id();
-        identity_key(&mut self.key, &id);
-        let slot_idx = match self.cache.get(self.key.as_str()) {
-            Some(&i) => i as usize,
-            None => {
-                if self.cache.len() >= self.rules.config.max_tracked_sources {
-                    self.stats.untracked += 1;
-                    let mut slot = self.make_slot(&id);
-                    return process(
-                        &self.rules,
-                        &mut self.stats,
-                        &mut self.unmapped_nodes,
-                        &mut slot,
-                        s,
-                    );
-                }
-                let slot = self.make_slot(&id);
-                let i = self.slots.len();
-                self.slots.push(slot);
-                self.cache.insert(
-                    self.key.as_str().into(),
-                    u32::try_from(i).unwrap_or(u32::MAX),
-                );
-                i
-            }
+        let SourceSample {
+            group,
+            edge_node,
+            device,
+            metric,
+            value,
+            timestamp_ms,
+            quality,
+            historical,
+            transient,
+            int_bits,
+        } = s;
+        let id = SourceId {
+            group,
+            edge_node,
+            device,
+            metric,
         };
-        let slot = &mut self.slots[slot_idx];
-        process(
-            &self.rules,
-            &mut self.stats,
-            &mut self.unmapped_nodes,
-            slot,
-            s,
-        )
+        let reading = Reading {
+            value,
+            timestamp_ms,
+            quality,
+            historical,
+            transient,
+            int_bits,
+        };
+        match self.slot_of(&id) {
+            Ok(i) => self.normalize_handle(SourceHandle(i), reading),
+            Err(mut slot) => {
+                self.stats.samples += 1;
+                self.stats.untracked += 1;
+                process(
+                    &self.rules,
+                    &mut self.stats,
+                    &mut self.unmapped_nodes,
+                    &mut slot,
+                    reading,
+                )
+            }
+        }
+    }
+
+    /// Resolve an identity once, for callers that can remember it (for example per Sparkplug
+    /// alias after a birth): [`Normalizer::normalize_handle`] then skips the lookup. `None`
+    /// beyond `processing.max_tracked_sources`.
+    pub fn handle(&mut self, id: &SourceId<'_>) -> Option<SourceHandle> {
+        self.slot_of(id).ok().map(SourceHandle)
+    }
+
+    /// Normalize a reading of an identity resolved with [`Normalizer::handle`].
+    pub fn normalize_handle(&mut self, h: SourceHandle, reading: Reading) -> Outcome {
+        self.stats.samples += 1;
+        match self.slots.get_mut(h.0 as usize) {
+            Some(slot) => process(
+                &self.rules,
+                &mut self.stats,
+                &mut self.unmapped_nodes,
+                slot,
+                reading,
+            ),
+            None => Outcome::Unmapped(None),
+        }
+    }
+
+    /// The slot index of an identity, created on first sight; a one-off slot when the table is
+    /// full.
+    fn slot_of(&mut self, id: &SourceId<'_>) -> Result<u32, Slot> {
+        identity_key(&mut self.key, id);
+        if let Some(&i) = self.cache.get(self.key.as_str()) {
+            return Ok(i);
+        }
+        let slot = self.make_slot(id);
+        if self.cache.len() >= self.rules.config.max_tracked_sources {
+            return Err(slot);
+        }
+        let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        self.slots.push(slot);
+        self.cache.insert(self.key.as_str().into(), i);
+        Ok(i)
     }
 
     fn make_slot(&mut self, id: &SourceId<'_>) -> Slot {
@@ -292,7 +369,19 @@ impl Normalizer {
         match rules.resolve(id, &self.key, &mut caps) {
             Some(ri) => Slot {
                 tag: Arc::new(tag_for(&rules.rules[ri], &caps, source)),
-                rule: Some(u32::try_from(ri).unwrap_or(u32::MAX)),
+                kind: match rules.rules[ri].signal_type {
+                    SignalType::CounterTotal
+                    | SignalType::CounterGood
+                    | SignalType::CounterReject => Kind::Counter,
+                    SignalType::StateRunning => Kind::Running,
+                    SignalType::FaultActive => Kind::FaultActive,
+                    SignalType::StateCode => Kind::StateCode,
+                    SignalType::FaultCode => Kind::FaultCode,
+                    SignalType::Analog(_) | SignalType::Raw => Kind::Analog,
+                },
+                transform: rules.rules[ri].transform,
+                deadband: rules.rules[ri].deadband,
+                min_quality: rules.rules[ri].min_quality.unwrap_or(i32::MIN),
                 db: DeadbandState::default(),
                 bad: false,
                 unmapped: None,
@@ -312,12 +401,20 @@ impl Normalizer {
                         n
                     }
                 };
+                let full = self.cache.len() >= self.rules.config.max_tracked_sources;
+                let max_listed = self.rules.config.unmapped.max_listed_per_node;
                 let entry = &mut self.unmapped_nodes[node as usize];
-                let metric = if entry.metrics.len() < self.rules.config.unmapped.max_listed_per_node
-                {
-                    entry
-                        .metrics
-                        .push((format!("{}/{}", id.device.unwrap_or(""), id.metric), 0));
+                let name = format!("{}/{}", id.device.unwrap_or(""), id.metric);
+                // Only an untracked identity (table full) can be seen here twice.
+                let listed = if full {
+                    entry.metrics.iter().position(|m| m.0 == name)
+                } else {
+                    None
+                };
+                let metric = if let Some(i) = listed {
+                    u32::try_from(i).unwrap_or(u32::MAX)
+                } else if entry.metrics.len() < max_listed {
+                    entry.metrics.push((name, 0));
                     u32::try_from(entry.metrics.len() - 1).unwrap_or(u32::MAX)
                 } else {
                     entry.not_listed += 1;
@@ -332,7 +429,10 @@ impl Normalizer {
                         rule: None,
                         fault_code: None,
                     }),
-                    rule: None,
+                    kind: Kind::Unmapped,
+                    transform: Linear::IDENTITY,
+                    deadband: Deadband::NONE,
+                    min_quality: i32::MIN,
                     db: DeadbandState::default(),
                     bad: false,
                     unmapped: Some((node, metric)),
@@ -347,9 +447,9 @@ fn process(
     stats: &mut NormalizerStats,
     unmapped_nodes: &mut [UnmappedNode],
     slot: &mut Slot,
-    s: SourceSample<'_>,
+    s: Reading,
 ) -> Outcome {
-    let Some(rule_idx) = slot.rule else {
+    if slot.kind == Kind::Unmapped {
         stats.unmapped += 1;
         if let Some((node, metric)) = slot.unmapped
             && let Some(n) = unmapped_nodes.get_mut(node as usize)
@@ -372,12 +472,11 @@ fn process(
                 state: None,
             }),
         });
-    };
-    let rule: &Rule = &rules.rules[rule_idx as usize];
+    }
 
     // Quality: STALE always passes; below min_quality is dropped and recorded once.
     let stale = s.quality == quality::STALE;
-    if !stale && rule.min_quality.is_some_and(|m| s.quality < m) {
+    if !stale && s.quality < slot.min_quality {
         stats.bad_quality += 1;
         let went_bad = !slot.bad;
         slot.bad = true;
@@ -395,16 +494,16 @@ fn process(
     }
 
     let mut state = None;
-    let value = match (&slot.tag.signal_type, s.value) {
+    let value = match (slot.kind, s.value) {
         (_, Value::Null) => Value::Null,
-        (t, v) if t.is_counter() => match v {
+        (Kind::Counter, v) => match v {
             Value::Int(_) | Value::UInt(_) => v,
             Value::Float(f) if f.fract() == 0.0 && (0.0..1.8e19).contains(&f) => {
                 Value::UInt(f as u64)
             }
             _ => return reject(stats, slot, "a counter needs a whole number"),
         },
-        (SignalType::StateRunning | SignalType::FaultActive, v) => {
+        (Kind::Running | Kind::FaultActive, v) => {
             let b = match v {
                 Value::Bool(b) => b,
                 Value::Int(i) => i != 0,
@@ -412,7 +511,7 @@ fn process(
                 Value::Float(f) if !f.is_nan() => f != 0.0,
                 _ => return reject(stats, slot, "a boolean signal needs true/false or a number"),
             };
-            if slot.tag.signal_type == SignalType::StateRunning {
+            if slot.kind == Kind::Running {
                 state = Some((
                     if b {
                         StateCategory::Running
@@ -424,11 +523,11 @@ fn process(
             }
             Value::Bool(b)
         }
-        (SignalType::StateCode | SignalType::FaultCode, v) => match v.as_i64() {
+        (Kind::StateCode | Kind::FaultCode, v) => match v.as_i64() {
             Some(code) => {
-                if slot.tag.signal_type == SignalType::StateCode {
+                if slot.kind == Kind::StateCode {
                     let (cat, reason) = rules.state_codes.category(code);
-                    state = Some((cat, reason.map(Arc::from)));
+                    state = Some((cat, reason.cloned()));
                 }
                 Value::Int(code)
             }
@@ -436,8 +535,8 @@ fn process(
         },
         (_, v) => match v.as_f64() {
             Some(x) => {
-                let y = rule.transform.apply(x);
-                if !s.historical && !stale && !rule.deadband.admit(&mut slot.db, y, s.timestamp_ms)
+                let y = slot.transform.apply(x);
+                if !s.historical && !stale && !slot.deadband.admit(&mut slot.db, y, s.timestamp_ms)
                 {
                     stats.suppressed += 1;
                     return Outcome::Suppressed;
