@@ -227,3 +227,51 @@ fn an_unreadable_file_is_one_clear_error() {
         errors[0]
     );
 }
+
+fn render(text: &str) -> Vec<String> {
+    match load_settings(text, "f.yml", &no_env()) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn an_empty_file_is_the_defaults() {
+    let s = load_settings("# nothing\n", "f.yml", &no_env()).unwrap();
+    assert_eq!(s.file.http.listen, "0.0.0.0:9100");
+    assert_eq!(s.file.faults.dedup_window_s, 300);
+    assert_eq!(s.file.oee.micro_stop_s, 120);
+    assert!(s.domain.rules.is_empty());
+}
+
+#[test]
+fn wrong_shapes_are_reported_once_at_their_place() {
+    assert_eq!(
+        render("processing:\n  tag_mappings: [foo]\n"),
+        [
+            "f.yml:2:18: processing.tag_mappings[0]: expected a mapping of keys to values, found `foo`"
+        ]
+    );
+    assert_eq!(
+        render("processing: 5\n"),
+        ["f.yml:1:13: processing: expected a mapping of keys to values, found `5`"]
+    );
+    assert_eq!(
+        render(
+            "processing:\n  tag_mappings:\n    - signal_type: counter.total\n      machine_id: M\n"
+        ),
+        [
+            "f.yml:3:7: processing.tag_mappings[0]: missing `source_tag` (group/edge_node/device/metric)"
+        ]
+    );
+}
+
+#[test]
+fn a_second_document_is_an_error() {
+    assert_eq!(
+        render("http:\n  listen: 0.0.0.0:1\n---\nhttp: {}\n"),
+        [
+            "f.yml:3:1: (document): the configuration must be a single YAML document (found a second `---`)"
+        ]
+    );
+}
