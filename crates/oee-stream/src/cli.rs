@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::config::CheckConfigArgs;
 use crate::commands::decode::DecodeArgs;
 
 /// Sparkplug B host application and stream processor: turns machine data into OEE, MTTR/MTBF
@@ -31,6 +32,20 @@ oee-stream decode --topic spBv1.0/Plant7/DDATA/Gateway-A/Filler payload.bin\n  \
 mosquitto_sub -t 'spBv1.0/Plant7/DDATA/Gateway-A/Filler' -C 1 -N | oee-stream decode --compact"
     )]
     Decode(DecodeArgs),
+
+    /// Validate a configuration file without connecting to anything.
+    #[command(
+        long_about = "Validate a configuration file exactly as `run` does before it connects to \
+anything: unknown keys, wrong types, impossible values, rules that conflict, missing TLS files. \
+Every problem is printed on standard error as FILE:LINE:COLUMN: key.path: message (or \
+$OEE_VAR: key.path: message for an environment override), all at once, and the exit status is \
+1. A valid file prints its warnings and a one-line summary, exit status 0. The keys are \
+described in docs/configuration.md."
+    )]
+    CheckConfig(CheckConfigArgs),
+
+    /// Print the built-in default configuration, with a comment on every key.
+    PrintDefaultConfig,
 }
 
 #[cfg(test)]
@@ -49,12 +64,16 @@ mod tests {
         let cli =
             Cli::try_parse_from(["oee-stream", "decode", "--topic", "spBv1.0/G/NDATA/E", "-"])
                 .expect("parses");
-        let Command::Decode(args) = cli.command;
+        let Command::Decode(args) = cli.command else {
+            panic!("not decode");
+        };
         assert_eq!(args.topic.as_deref(), Some("spBv1.0/G/NDATA/E"));
         assert_eq!(args.file.as_deref(), Some(std::path::Path::new("-")));
         assert!(!args.compact);
         let cli = Cli::try_parse_from(["oee-stream", "decode", "--compact"]).expect("parses");
-        let Command::Decode(args) = cli.command;
+        let Command::Decode(args) = cli.command else {
+            panic!("not decode");
+        };
         assert!(args.compact && args.file.is_none() && args.topic.is_none());
     }
 }

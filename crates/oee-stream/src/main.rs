@@ -27,6 +27,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Decode(args) => commands::decode::run(&args)?,
+        Command::CheckConfig(args) => commands::config::check(&args)?,
+        Command::PrintDefaultConfig => commands::config::print_default()?,
     }
     Ok(())
 }

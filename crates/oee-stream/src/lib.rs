@@ -1,0 +1,3 @@
+//! Library side of the `oee-stream` binary: what the CLI and the integration tests share.
+
+pub mod settings;

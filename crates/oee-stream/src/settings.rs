@@ -1,0 +1,650 @@
+//! The configuration file: typed service sections (`mqtt`, `sparkplug`, `database`, `http`,
+//! `log`), the domain sections from `oee-core` (`processing`, `oee`, `faults`), environment
+//! overrides, and diagnostics of the form `FILE:LINE:COLUMN: key.path: message`, all at once.
+//!
+//! Validate, then build: [`load_settings`] is pure (text and an environment map in, settings or
+//! every error out) and is exactly what `run` does before it connects to anything;
+//! [`check_config`] adds reading the file and checking that the TLS files exist.
+//!
+//! Environment overrides: a variable `OEE_<SECTION>__<KEY>[__<KEY>…]` (double underscore between
+//! levels, names case-insensitive, lower-cased) sets the scalar at `section.key…` after the file
+//! is read, e.g. `OEE_MQTT__URL`, `OEE_DATABASE__URL`, `OEE_MQTT__TLS__KEY`,
+//! `OEE_HTTP__LISTEN`. The value is read as a plain YAML scalar (so `OEE_OEE__MICRO_STOP_S=60`
+//! is a number). Variables starting with `OEE_` but without `__` (such as `OEE_CONFIG` used by
+//! the CLI) are not overrides. Lists cannot be set from the environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use oee_core::config::yaml::{self, Diagnostic, Location, PathError, join_key};
+use oee_core::config::{Domain, FaultsConfig, OeeConfig, ProcessingConfig, build_domain};
+use serde::Deserialize;
+
+/// The commented default configuration (`config.example.yml` at the repository root); what
+/// `oee-stream print-default-config` prints.
+pub fn default_config_text() -> &'static str {
+    include_str!("../../../config.example.yml")
+}
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "OEE_";
+
+/// One configuration error, ready to print.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigDiagnostic {
+    pub file: String,
+    pub location: Location,
+    /// Key path such as `processing.tag_mappings[3].target_unit`.
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigDiagnostic {
+    fn from(file: &str, d: Diagnostic) -> Self {
+        ConfigDiagnostic {
+            file: file.to_string(),
+            location: d.location,
+            path: d.path,
+            message: d.message,
+        }
+    }
+
+    /// (line, column) when the error is in the file.
+    pub fn line_column(&self) -> Option<(u32, u32)> {
+        match self.location {
+            Location::File { line, column } => Some((line, column)),
+            Location::Env(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = Diagnostic {
+            location: self.location.clone(),
+            path: self.path.clone(),
+            message: self.message.clone(),
+        };
+        f.write_str(&d.render(&self.file))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file model.
+
+/// The whole file as written (after environment overrides).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FileConfig {
+    pub mqtt: MqttConfig,
+    pub sparkplug: SparkplugConfig,
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub processing: ProcessingConfig,
+    pub oee: OeeConfig,
+    pub faults: FaultsConfig,
+    pub log: LogConfig,
+}
+
+/// `mqtt:`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` (TCP) or `mqtts://host:port` (TLS).
+    pub url: String,
+    /// Sparkplug host application id: STATE topic `spBv1.0/STATE/<host_id>`.
+    pub host_id: String,
+    /// MQTT client id; empty = `oee-stream-<host_id>`.
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub keep_alive_s: u64,
+    /// Largest accepted packet in bytes (births can be large).
+    pub max_packet_size: u32,
+    pub tls: TlsConfig,
+    pub reconnect: ReconnectConfig,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: "mqtt://localhost:1883".into(),
+            host_id: "oee-stream".into(),
+            client_id: String::new(),
+            username: None,
+            password: None,
+            keep_alive_s: 30,
+            max_packet_size: 16 * 1024 * 1024,
+            tls: TlsConfig::default(),
+            reconnect: ReconnectConfig::default(),
+        }
+    }
+}
+
+/// `mqtt.tls:` PEM files; `cert` and `key` together enable client certificates (mTLS).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TlsConfig {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Name checked against the server certificate; default the host of `mqtt.url`.
+    pub server_name: Option<String>,
+}
+
+/// `mqtt.reconnect:` exponential backoff with jitter.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ReconnectConfig {
+    pub min_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            min_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+        }
+    }
+}
+
+/// `sparkplug:`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SparkplugConfig {
+    /// Sparkplug groups to subscribe to; empty = all (`spBv1.0/#`).
+    pub groups: Vec<String>,
+    /// Act as the primary host (publish STATE birth/death).
+    pub primary_host: bool,
+    /// How long an out-of-order message waits for the missing seq before a rebirth request.
+    pub reorder_timeout_ms: u64,
+    /// Minimum time between two rebirth requests to the same node.
+    pub rebirth_cooldown_s: u64,
+}
+
+impl Default for SparkplugConfig {
+    fn default() -> Self {
+        SparkplugConfig {
+            groups: Vec::new(),
+            primary_host: true,
+            reorder_timeout_ms: 2000,
+            rebirth_cooldown_s: 5,
+        }
+    }
+}
+
+/// `database:`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` / `postgresql://…`, `sqlite://PATH` or `jsonl://PATH` (`jsonl://-` = stdout).
+    pub url: String,
+    pub batch_size: u32,
+    pub batch_max_latency_ms: u64,
+    /// Rows held in memory before the spool takes over.
+    pub queue_capacity: u32,
+    pub spool: SpoolConfig,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://oee-stream.db".into(),
+            batch_size: 1000,
+            batch_max_latency_ms: 500,
+            queue_capacity: 100_000,
+            spool: SpoolConfig::default(),
+        }
+    }
+}
+
+/// `database.spool:` durable on-disk queue while the database is unavailable.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: PathBuf::from("spool"),
+            max_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// `http:`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "0.0.0.0:9100".into(),
+        }
+    }
+}
+
+/// `log:`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: LogLevel::Info,
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated settings.
+
+/// Where the MQTT broker is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Which sink `database.url` selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    Postgres(String),
+    Sqlite(PathBuf),
+    /// `None` = stdout.
+    JsonLines(Option<PathBuf>),
+}
+
+/// A loaded and validated configuration: what `run` is built from.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub file: FileConfig,
+    pub broker: BrokerAddress,
+    /// `mqtt.client_id`, defaulted.
+    pub client_id: String,
+    pub database: DatabaseTarget,
+    pub http_listen: SocketAddr,
+    /// The processing rules, ready for the normalizer, and the validated oee/faults sections.
+    pub domain: Arc<Domain>,
+    /// Findings that do not stop the service (printed by `check-config`).
+    pub warnings: Vec<ConfigDiagnostic>,
+}
+
+/// Load from text. `file` names the source in diagnostics; `env` is the process environment
+/// (only `OEE_…__…` variables are used). Pure: touches no file, network or clock.
+pub fn load_settings(
+    text: &str,
+    file: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<Settings, Vec<ConfigDiagnostic>> {
+    let wrap = |ds: Vec<Diagnostic>| {
+        ds.into_iter()
+            .map(|d| ConfigDiagnostic::from(file, d))
+            .collect::<Vec<_>>()
+    };
+    let mut root = yaml::parse(text).map_err(wrap)?;
+    let mut diags = apply_env_overrides(&mut root, env);
+    let parsed: Option<FileConfig> = yaml::decode(&root, &mut diags);
+    let Some(cfg) = parsed else {
+        return Err(wrap(diags));
+    };
+    // Semantic checks run even when decoding found errors, so every error shows up at once.
+    let mut errors = Vec::new();
+    let broker = check_mqtt(&cfg.mqtt, &mut errors);
+    let database = check_database(&cfg.database, &mut errors);
+    let http_listen = match cfg.http.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(PathError::new(
+                "http.listen",
+                format!(
+                    "`{}` is not an address:port such as 0.0.0.0:9100",
+                    cfg.http.listen
+                ),
+            ));
+            None
+        }
+    };
+    check_sparkplug(&cfg.sparkplug, &mut errors);
+    let domain = build_domain(&cfg.processing, &cfg.oee, &cfg.faults)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    // A value that failed to decode was replaced by a neutral one; do not pile consequences of
+    // that on top of the real error.
+    let decode_paths: Vec<String> = diags.iter().map(|d| d.path.clone()).collect();
+    errors.retain(|e| {
+        !decode_paths.iter().any(|p| {
+            !p.is_empty()
+                && (e.path == *p
+                    || e.path.starts_with(&format!("{p}."))
+                    || e.path.starts_with(&format!("{p}[")))
+        })
+    });
+    diags.extend(root.locate_all(errors));
+    if !diags.is_empty() {
+        yaml::sort_diagnostics(&mut diags);
+        diags.dedup();
+        return Err(wrap(diags));
+    }
+    let (Some(broker), Some(database), Some(http_listen), Some(domain)) =
+        (broker, database, http_listen, domain)
+    else {
+        return Err(wrap(vec![Diagnostic {
+            location: root.location.clone(),
+            path: String::new(),
+            message: "internal: validation failed without a message".into(),
+        }]));
+    };
+    let warnings = wrap(root.locate_all(domain.rules.warnings.clone()));
+    let client_id = if cfg.mqtt.client_id.is_empty() {
+        format!("oee-stream-{}", cfg.mqtt.host_id)
+    } else {
+        cfg.mqtt.client_id.clone()
+    };
+    Ok(Settings {
+        file: cfg,
+        broker,
+        client_id,
+        database,
+        http_listen,
+        domain: Arc::new(domain),
+        warnings,
+    })
+}
+
+/// Read and validate a configuration file without connecting to anything: what
+/// `oee-stream check-config FILE` runs. Also checks that the TLS files exist.
+pub fn check_config(path: &Path) -> Result<Settings, Vec<ConfigDiagnostic>> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigDiagnostic {
+            file: name.clone(),
+            location: Location::File { line: 1, column: 1 },
+            path: String::new(),
+            message: format!("cannot read the configuration file: {e}"),
+        }]
+    })?;
+    let settings = load_settings(&text, &name, &env)?;
+    let root = yaml::parse(&text).ok();
+    let mut diags = Vec::new();
+    let tls = &settings.file.mqtt.tls;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for (key, file) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+        let Some(file) = file else { continue };
+        let full = if file.is_absolute() {
+            file.clone()
+        } else {
+            base.join(file)
+        };
+        if let Err(e) = std::fs::metadata(&full).and_then(|_| std::fs::File::open(&full)) {
+            let p = format!("mqtt.tls.{key}");
+            let location = env_location(&p, env_var_for(&p), &env)
+                .or_else(|| root.as_ref().map(|r| r.locate(&p)))
+                .unwrap_or(Location::File { line: 1, column: 1 });
+            diags.push(ConfigDiagnostic {
+                file: name.clone(),
+                location,
+                path: p,
+                message: format!("cannot open `{}`: {e}", full.display()),
+            });
+        }
+    }
+    if diags.is_empty() {
+        Ok(settings)
+    } else {
+        Err(diags)
+    }
+}
+
+fn env_var_for(path: &str) -> String {
+    format!("{ENV_PREFIX}{}", path.replace('.', "__").to_uppercase())
+}
+
+fn env_location(_path: &str, var: String, env: &BTreeMap<String, String>) -> Option<Location> {
+    env.contains_key(&var).then_some(Location::Env(var))
+}
+
+/// Apply `OEE_<SECTION>__<KEY>…` variables to the tree; returns errors for variables that
+/// cannot be applied.
+pub fn apply_env_overrides(
+    root: &mut yaml::Node,
+    env: &BTreeMap<String, String>,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for (var, value) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let keys: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        let path = keys.iter().fold(String::new(), |p, k| join_key(&p, k));
+        if keys.iter().any(String::is_empty) {
+            diags.push(Diagnostic {
+                location: Location::Env(var.clone()),
+                path,
+                message:
+                    "empty key in the variable name (use a double underscore only between keys)"
+                        .into(),
+            });
+            continue;
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        if !root.set_scalar(&refs, value, Location::Env(var.clone())) {
+            diags.push(Diagnostic {
+                location: Location::Env(var.clone()),
+                path,
+                message: "cannot be set from the environment: a key on the way is a list or a value, not a mapping".into(),
+            });
+        }
+    }
+    diags
+}
+
+fn check_mqtt(m: &MqttConfig, errors: &mut Vec<PathError>) -> Option<BrokerAddress> {
+    let broker = parse_broker_url(&m.url)
+        .map_err(|e| errors.push(PathError::new("mqtt.url", e)))
+        .ok();
+    if m.host_id.is_empty() {
+        errors.push(PathError::new(
+            "mqtt.host_id",
+            "the Sparkplug host id must not be empty",
+        ));
+    } else if let Some(c) = m.host_id.chars().find(|c| matches!(c, '/' | '+' | '#')) {
+        errors.push(PathError::new(
+            "mqtt.host_id",
+            format!(
+                "`{}` cannot be used in the STATE topic: it contains `{c}`",
+                m.host_id
+            ),
+        ));
+    }
+    match (&m.tls.cert, &m.tls.key) {
+        (Some(_), None) => errors.push(PathError::new(
+            "mqtt.tls.cert",
+            "a client certificate needs its private key (`mqtt.tls.key`)",
+        )),
+        (None, Some(_)) => errors.push(PathError::new(
+            "mqtt.tls.key",
+            "a private key needs its client certificate (`mqtt.tls.cert`)",
+        )),
+        _ => {}
+    }
+    let tls_set = m.tls.ca.is_some() || m.tls.cert.is_some() || m.tls.key.is_some();
+    if tls_set && broker.as_ref().is_some_and(|b| !b.tls) {
+        errors.push(PathError::new(
+            "mqtt.url",
+            format!(
+                "`mqtt.tls` is set but `{}` is plain TCP; use mqtts://",
+                m.url
+            ),
+        ));
+    }
+    if m.reconnect.min_backoff_ms == 0 || m.reconnect.min_backoff_ms > m.reconnect.max_backoff_ms {
+        errors.push(PathError::new(
+            "mqtt.reconnect.min_backoff_ms",
+            "must be above 0 and not above max_backoff_ms",
+        ));
+    }
+    if m.max_packet_size < 1024 {
+        errors.push(PathError::new(
+            "mqtt.max_packet_size",
+            "must be at least 1024 bytes (Sparkplug births are large)",
+        ));
+    }
+    broker
+}
+
+/// `mqtt://host:port` / `mqtts://host:port` (port defaults 1883 / 8883).
+pub fn parse_broker_url(url: &str) -> Result<BrokerAddress, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "`{url}` must start with mqtt:// (TCP) or mqtts:// (TLS)"
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
+            Ok(port) if port > 0 => (h, port),
+            _ => {
+                return Err(format!(
+                    "`{p}` in `{url}` is not a port number (1 to 65535)"
+                ));
+            }
+        },
+        _ => (rest, if tls { 8883 } else { 1883 }),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("`{url}` has no valid host name"));
+    }
+    Ok(BrokerAddress {
+        tls,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    })
+}
+
+fn check_database(d: &DatabaseConfig, errors: &mut Vec<PathError>) -> Option<DatabaseTarget> {
+    let url = d.url.as_str();
+    let target = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(DatabaseTarget::Postgres(url.to_string()))
+    } else if let Some(p) = url.strip_prefix("sqlite://") {
+        if p.is_empty() {
+            None
+        } else {
+            Some(DatabaseTarget::Sqlite(PathBuf::from(p)))
+        }
+    } else if let Some(p) = url.strip_prefix("jsonl://") {
+        match p {
+            "" => None,
+            "-" => Some(DatabaseTarget::JsonLines(None)),
+            p => Some(DatabaseTarget::JsonLines(Some(PathBuf::from(p)))),
+        }
+    } else {
+        None
+    };
+    if target.is_none() {
+        errors.push(PathError::new(
+            "database.url",
+            "expected postgres://USER@HOST/DB (or postgresql://), sqlite://PATH, or jsonl://PATH (jsonl://- for stdout)",
+        ));
+    }
+    if d.batch_size == 0 {
+        errors.push(PathError::new("database.batch_size", "must be at least 1"));
+    }
+    if d.queue_capacity < d.batch_size {
+        errors.push(PathError::new(
+            "database.queue_capacity",
+            "must be at least batch_size",
+        ));
+    }
+    if d.batch_max_latency_ms == 0 {
+        errors.push(PathError::new(
+            "database.batch_max_latency_ms",
+            "must be at least 1 ms",
+        ));
+    }
+    target
+}
+
+fn check_sparkplug(s: &SparkplugConfig, errors: &mut Vec<PathError>) {
+    for (i, g) in s.groups.iter().enumerate() {
+        if g.is_empty() || g.contains(['/', '+', '#']) {
+            errors.push(PathError::new(
+                format!("sparkplug.groups[{i}]"),
+                format!("`{g}` is not a Sparkplug group id (not empty, no `/`, `+` or `#`)"),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_broker_url("mqtt://broker:1884").unwrap(),
+            BrokerAddress {
+                tls: false,
+                host: "broker".into(),
+                port: 1884
+            }
+        );
+        assert_eq!(parse_broker_url("mqtts://broker").unwrap().port, 8883);
+        assert_eq!(parse_broker_url("mqtt://[::1]:1883").unwrap().host, "::1");
+        assert!(parse_broker_url("tcp://broker:1883").is_err());
+        assert!(parse_broker_url("mqtt://broker:99999").is_err());
+        assert!(parse_broker_url("mqtt://").is_err());
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(env_var_for("mqtt.tls.ca"), "OEE_MQTT__TLS__CA");
+    }
+}
