@@ -1,3 +1,4 @@
 //! Library side of the `oee-stream` binary: what the CLI and the integration tests share.
 
 pub mod settings;
+pub mod sink;
