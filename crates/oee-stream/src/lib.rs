@@ -1,4 +1,6 @@
 //! Library side of the `oee-stream` binary: what the CLI and the integration tests share.
 
+pub mod pipeline;
 pub mod settings;
 pub mod sink;
+pub mod source;

@@ -158,22 +158,64 @@ impl Default for ReconnectConfig {
 pub struct SparkplugConfig {
     /// Sparkplug groups to subscribe to; empty = all (`spBv1.0/#`).
     pub groups: Vec<String>,
-    /// Act as the primary host (publish STATE birth/death).
-    pub primary_host: bool,
+    /// What the host publishes: STATE and rebirth requests (`primary`), rebirth requests only
+    /// (`active`), or nothing (`passive`).
+    pub mode: HostMode,
     /// How long an out-of-order message waits for the missing seq before a rebirth request.
     pub reorder_timeout_ms: u64,
     /// Minimum time between two rebirth requests to the same node.
     pub rebirth_cooldown_s: u64,
+    /// Rebirth requests per second for the whole process (divided among the shards); 0 = no
+    /// global limit.
+    pub global_rebirths_per_second: u32,
+    /// Pipeline shards (tasks that each own a share of the edge nodes); 0 = one per CPU core.
+    pub shards: u32,
+    /// Messages waiting per shard before the MQTT reader waits (back-pressure).
+    pub shard_queue: u32,
 }
 
 impl Default for SparkplugConfig {
     fn default() -> Self {
         SparkplugConfig {
             groups: Vec::new(),
-            primary_host: true,
+            mode: HostMode::Primary,
             reorder_timeout_ms: 2000,
             rebirth_cooldown_s: 5,
+            global_rebirths_per_second: 20,
+            shards: 0,
+            shard_queue: 4096,
         }
+    }
+}
+
+/// `sparkplug.mode`: the role of this host application.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HostMode {
+    /// The primary host application: STATE birth/death on `spBv1.0/STATE/<host_id>` and rebirth
+    /// requests.
+    #[default]
+    Primary,
+    /// Sends rebirth requests but publishes no STATE (a secondary host next to a primary one;
+    /// not conformant on its own, see docs/operations.md).
+    Active,
+    /// Listens only: no STATE, no rebirth requests (next to an existing primary host).
+    Passive,
+}
+
+impl HostMode {
+    /// The rebirth mode of the host session state machine.
+    pub fn rebirth_mode(self) -> sparkplug::RebirthMode {
+        match self {
+            HostMode::Primary => sparkplug::RebirthMode::Primary,
+            HostMode::Active => sparkplug::RebirthMode::Active,
+            HostMode::Passive => sparkplug::RebirthMode::Off,
+        }
+    }
+
+    /// Whether STATE birth/death are published.
+    pub fn publishes_state(self) -> bool {
+        self == HostMode::Primary
     }
 }
 
@@ -303,6 +345,10 @@ pub struct Settings {
     pub domain: Arc<Domain>,
     /// Findings that do not stop the service (printed by `check-config`).
     pub warnings: Vec<ConfigDiagnostic>,
+    /// The TLS client configuration built from `mqtt.tls` by [`check_config`] (CA, client
+    /// certificate and key parsed once); `None` from [`load_settings`], which reads no files,
+    /// and for plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Load from text. `file` names the source in diagnostics; `env` is the process environment
@@ -384,11 +430,14 @@ pub fn load_settings(
         http_listen,
         domain: Arc::new(domain),
         warnings,
+        tls: None,
     })
 }
 
 /// Read and validate a configuration file without connecting to anything: what
-/// `oee-stream check-config FILE` runs. Also checks that the TLS files exist.
+/// `oee-stream check-config FILE` runs. For an `mqtts://` broker it also reads and parses the
+/// TLS files and builds the client configuration ([`Settings::tls`]) once: a missing or
+/// unparseable CA, certificate or key is an error here.
 pub fn check_config(path: &Path) -> Result<Settings, Vec<ConfigDiagnostic>> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let name = path.display().to_string();
@@ -400,29 +449,27 @@ pub fn check_config(path: &Path) -> Result<Settings, Vec<ConfigDiagnostic>> {
             message: format!("cannot read the configuration file: {e}"),
         }]
     })?;
-    let settings = load_settings(&text, &name, &env)?;
+    let mut settings = load_settings(&text, &name, &env)?;
     let root = yaml::parse(&text).ok();
     let mut diags = Vec::new();
     let tls = &settings.file.mqtt.tls;
     let base = path.parent().unwrap_or(Path::new("."));
-    for (key, file) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
-        let Some(file) = file else { continue };
-        let full = if file.is_absolute() {
-            file.clone()
-        } else {
-            base.join(file)
-        };
-        if let Err(e) = std::fs::metadata(&full).and_then(|_| std::fs::File::open(&full)) {
-            let p = format!("mqtt.tls.{key}");
-            let location = env_location(&p, env_var_for(&p), &env)
-                .or_else(|| root.as_ref().map(|r| r.locate(&p)))
-                .unwrap_or(Location::File { line: 1, column: 1 });
-            diags.push(ConfigDiagnostic {
-                file: name.clone(),
-                location,
-                path: p,
-                message: format!("cannot open `{}`: {e}", full.display()),
-            });
+    if settings.broker.tls {
+        match crate::source::tls::build_client_config(tls, base) {
+            Ok(cfg) => settings.tls = Some(Arc::new(cfg)),
+            Err(problems) => {
+                for p in problems {
+                    let location = env_location(p.key, env_var_for(p.key), &env)
+                        .or_else(|| root.as_ref().map(|r| r.locate(p.key)))
+                        .unwrap_or(Location::File { line: 1, column: 1 });
+                    diags.push(ConfigDiagnostic {
+                        file: name.clone(),
+                        location,
+                        path: p.key.to_string(),
+                        message: p.message,
+                    });
+                }
+            }
         }
     }
     if diags.is_empty() {
@@ -523,6 +570,12 @@ fn check_mqtt(m: &MqttConfig, errors: &mut Vec<PathError>) -> Option<BrokerAddre
             "must be above 0 and not above max_backoff_ms",
         ));
     }
+    if m.keep_alive_s > u64::from(u16::MAX) {
+        errors.push(PathError::new(
+            "mqtt.keep_alive_s",
+            "at most 65535 s (the MQTT keep-alive field)",
+        ));
+    }
     if m.max_packet_size < 1024 {
         errors.push(PathError::new(
             "mqtt.max_packet_size",
@@ -619,6 +672,18 @@ fn check_sparkplug(s: &SparkplugConfig, errors: &mut Vec<PathError>) {
                 format!("`{g}` is not a Sparkplug group id (not empty, no `/`, `+` or `#`)"),
             ));
         }
+    }
+    if s.shard_queue == 0 {
+        errors.push(PathError::new(
+            "sparkplug.shard_queue",
+            "must be at least 1",
+        ));
+    }
+    if s.shards > 1024 {
+        errors.push(PathError::new(
+            "sparkplug.shards",
+            "at most 1024 (0 = one per CPU core)",
+        ));
     }
 }
 

@@ -1,0 +1,732 @@
+//! The pipeline: MQTT source → shards (Sparkplug host session + normalizer) → records.
+//!
+//! Messages are routed by a hash of (group, edge node) to one of N shard tasks, so each edge
+//! node's messages are handled in arrival order by one task and different nodes in parallel.
+//! Each shard owns its own [`sparkplug::Host`] (the global rebirth rate divided among the
+//! shards) and its own [`Normalizer`] (the compiled rules are shared), and runs one
+//! `select!` over its bounded inbound queue and a timer at `host.next_deadline()` (reorder
+//! timeouts, held and queued rebirth requests). Nothing is locked across I/O: the shards only
+//! await their inbound queue and the bounded record queue (back-pressure from the sinks).
+//!
+//! # From samples to records
+//!
+//! Every [`MetricSample`] becomes an [`oee_core::normalize::SourceSample`]: integers, floats
+//! and booleans as numbers, String/Text/UUID as text, DateTime as its ms value, arrays as a
+//! JSON array text; DataSet, Template, PropertySet(List), Bytes and File values are skipped
+//! (counted as `values_skipped`; template *members* arrive as their own samples). `int_bits`
+//! comes from the birth datatype. A normalized signal (or an unmapped one when
+//! `processing.unmapped.policy` is `telemetry`) becomes a [`TelemetryRow`] with the receipt
+//! time, seq and bdSeq; a quality that turns bad becomes a `signal_bad` event. Node and device
+//! online/offline and every rebirth request become [`EventRow`]s.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes as Payload;
+use oee_core::normalize::{self, Normalizer, Outcome, Signal, SourceSample};
+use serde_json::json;
+use sparkplug::{
+    DataType, Host, HostConfig, HostCounters, HostEvent, MessageType, MetricSample, OfflineReason,
+    Value,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::settings::Settings;
+use crate::sink::{EventKind, EventRow, Record, TelemetryRow};
+use crate::source::mqtt::{self, PublishDrop, Publisher, SessionStatus, SourceConfig, SourceError};
+
+/// Current UTC time in ms.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// What a shard receives.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// A Sparkplug message of one of the shard's edge nodes.
+    Message {
+        topic: String,
+        payload: Payload,
+        received_at: u64,
+    },
+    /// The broker connection was lost at this time: every metric goes STALE.
+    ConnectionLost { at: u64 },
+}
+
+/// Routes messages to shards by (group, edge node).
+#[derive(Clone)]
+pub struct Router {
+    shards: Vec<mpsc::Sender<ShardMsg>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Router {
+    /// The shard of an edge node.
+    pub fn shard_of(&self, group: &str, edge_node: &str) -> usize {
+        let mut h = self.hasher.build_hasher();
+        group.hash(&mut h);
+        edge_node.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// Hands a message to its shard, waiting while the shard's queue is full.
+    pub async fn route(
+        &self,
+        group: &str,
+        edge_node: &str,
+        topic: &str,
+        payload: Payload,
+        received_at: u64,
+    ) {
+        let i = self.shard_of(group, edge_node);
+        let _ = self.shards[i]
+            .send(ShardMsg::Message {
+                topic: topic.to_string(),
+                payload,
+                received_at,
+            })
+            .await;
+    }
+
+    /// Tells every shard that the connection is gone (in order with the messages before it).
+    pub async fn connection_lost(&self, at: u64) {
+        for s in &self.shards {
+            let _ = s.send(ShardMsg::ConnectionLost { at }).await;
+        }
+    }
+
+    /// Messages waiting in each shard's queue.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .map(|s| s.max_capacity() - s.capacity())
+            .collect()
+    }
+}
+
+/// Counters and snapshots for `/metrics`, `/health` and the status line. Counters only grow.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Received messages by verb: NBIRTH, NDEATH, NDATA, NCMD, DBIRTH, DDEATH, DDATA, DCMD.
+    pub messages: [AtomicU64; 8],
+    /// Messages on STATE topics (own and other hosts').
+    pub state_messages: AtomicU64,
+    /// Topics that are not Sparkplug B topics (or not UTF-8).
+    pub invalid_topics: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub connection_losses: AtomicU64,
+    /// STATE births published (first of each session, and republished ones).
+    pub state_births: AtomicU64,
+    /// Births published again because our own offline STATE showed up.
+    pub state_republished: AtomicU64,
+    pub rebirths_sent: AtomicU64,
+    /// Rebirth requests not published: no born session, or the client queue was full.
+    pub rebirths_dropped: AtomicU64,
+    pub records_out: AtomicU64,
+    pub signals: AtomicU64,
+    /// Samples no rule maps (see the normalizer's unmapped list).
+    pub unmapped: AtomicU64,
+    pub suppressed: AtomicU64,
+    pub bad_quality: AtomicU64,
+    pub rejected_values: AtomicU64,
+    /// Values of a kind the pipeline does not store (DataSet, Template, Bytes …).
+    pub values_skipped: AtomicU64,
+    /// Per shard: the host session counters, refreshed after every batch of messages.
+    pub shards: Vec<ShardSnapshot>,
+    /// True while the pipeline runs (false once shut down).
+    pub running: AtomicBool,
+}
+
+/// What one shard last published about itself.
+#[derive(Debug, Default)]
+pub struct ShardSnapshot {
+    pub host: Mutex<HostCounters>,
+    pub normalizer: Mutex<normalize::NormalizerStats>,
+    pub nodes: AtomicU64,
+    pub queued_rebirths: AtomicU64,
+}
+
+impl PipelineStats {
+    fn new(shards: usize) -> PipelineStats {
+        PipelineStats {
+            shards: (0..shards).map(|_| ShardSnapshot::default()).collect(),
+            ..PipelineStats::default()
+        }
+    }
+
+    pub(crate) fn count_message(&self, t: MessageType) {
+        self.messages[verb_index(t)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_invalid_topic(&self) {
+        self.invalid_topics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Received messages of one verb.
+    pub fn messages_of(&self, t: MessageType) -> u64 {
+        self.messages[verb_index(t)].load(Ordering::Relaxed)
+    }
+
+    /// The host counters of all shards added up.
+    pub fn host_counters(&self) -> HostCounters {
+        let mut sum = HostCounters::default();
+        for s in &self.shards {
+            let c = s.host.lock().map(|c| c.clone()).unwrap_or_default();
+            add_counters(&mut sum, &c);
+        }
+        sum
+    }
+}
+
+fn verb_index(t: MessageType) -> usize {
+    match t {
+        MessageType::NBirth => 0,
+        MessageType::NDeath => 1,
+        MessageType::NData => 2,
+        MessageType::NCmd => 3,
+        MessageType::DBirth => 4,
+        MessageType::DDeath => 5,
+        MessageType::DData => 6,
+        MessageType::DCmd => 7,
+    }
+}
+
+fn add_counters(sum: &mut HostCounters, c: &HostCounters) {
+    sum.messages += c.messages;
+    sum.topic_invalid += c.topic_invalid;
+    sum.decode_errors += c.decode_errors;
+    sum.births_malformed += c.births_malformed;
+    sum.node_births += c.node_births;
+    sum.device_births += c.device_births;
+    sum.data_messages += c.data_messages;
+    sum.samples += c.samples;
+    sum.historical_samples += c.historical_samples;
+    sum.stale_samples += c.stale_samples;
+    sum.unknown_node += c.unknown_node;
+    sum.unknown_device += c.unknown_device;
+    sum.unknown_metric += c.unknown_metric;
+    sum.value_mismatch += c.value_mismatch;
+    sum.seq_invalid += c.seq_invalid;
+    sum.reorder_buffered += c.reorder_buffered;
+    sum.reorder_recovered += c.reorder_recovered;
+    sum.seq_gaps += c.seq_gaps;
+    sum.seq_late += c.seq_late;
+    sum.node_deaths += c.node_deaths;
+    sum.node_deaths_ignored += c.node_deaths_ignored;
+    sum.device_deaths += c.device_deaths;
+    sum.connection_losses += c.connection_losses;
+    sum.rebirth_triggers += c.rebirth_triggers;
+    sum.rebirth_requests += c.rebirth_requests;
+    sum.rebirth_suppressed += c.rebirth_suppressed;
+    sum.rebirth_throttled += c.rebirth_throttled;
+    sum.rebirth_deferred += c.rebirth_deferred;
+    sum.rebirth_disabled += c.rebirth_disabled;
+}
+
+/// Why the pipeline cannot start.
+pub type StartError = SourceError;
+
+/// The running pipeline.
+pub struct PipelineHandle {
+    stats: Arc<PipelineStats>,
+    status: watch::Receiver<SessionStatus>,
+    router: Router,
+    shutdown: watch::Sender<bool>,
+    source: JoinHandle<()>,
+    shards: Vec<JoinHandle<()>>,
+}
+
+impl PipelineHandle {
+    pub fn stats(&self) -> &Arc<PipelineStats> {
+        &self.stats
+    }
+
+    /// The MQTT session's status; `wait_for` on it to await a state.
+    pub fn status(&self) -> watch::Receiver<SessionStatus> {
+        self.status.clone()
+    }
+
+    /// Messages waiting in each shard's queue.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.router.queue_depths()
+    }
+
+    /// Stops cleanly: publishes the STATE death, disconnects, lets every shard finish what it
+    /// has received and send its records, then returns. The record sender given to
+    /// [`start`] is dropped when this returns, so the sink sees the end of the stream.
+    pub async fn shutdown(self) {
+        let PipelineHandle {
+            stats,
+            router,
+            shutdown,
+            source,
+            shards,
+            ..
+        } = self;
+        shutdown.send_replace(true);
+        let _ = source.await;
+        drop(router);
+        for s in shards {
+            let _ = s.await;
+        }
+        stats.running.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Starts the MQTT source and the shard tasks on the current tokio runtime. Records go to
+/// `records`; awaiting a full queue slows the shards down and, through their full queues, the
+/// MQTT reader.
+pub fn start(
+    settings: &Settings,
+    records: mpsc::Sender<Record>,
+) -> Result<PipelineHandle, StartError> {
+    let source_cfg = SourceConfig::from_settings(settings)?;
+    let sp = &settings.file.sparkplug;
+    let n = match sp.shards {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let stats = Arc::new(PipelineStats::new(n));
+    stats.running.store(true, Ordering::Relaxed);
+    let host_config = HostConfig {
+        reorder_timeout_ms: sp.reorder_timeout_ms,
+        rebirth_mode: sp.mode.rebirth_mode(),
+        rebirth_throttle_ms: sp.rebirth_cooldown_s.saturating_mul(1000),
+        global_rebirths_per_second: match sp.global_rebirths_per_second {
+            0 => 0,
+            total => total.div_ceil(n as u32).max(1),
+        },
+        ..HostConfig::default()
+    };
+    let rules = Arc::new(settings.domain.rules.clone());
+    let parts = mqtt::parts();
+    let mut senders = Vec::with_capacity(n);
+    let mut shards = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, rx) = mpsc::channel(sp.shard_queue.max(1) as usize);
+        senders.push(tx);
+        let shard = Shard {
+            index: i,
+            host: Host::new(host_config.clone()),
+            normalizer: Normalizer::new(Arc::clone(&rules)),
+            publisher: parts.publisher.clone(),
+            records: records.clone(),
+            stats: Arc::clone(&stats),
+        };
+        shards.push(tokio::spawn(shard.run(rx)));
+    }
+    drop(records);
+    let router = Router {
+        shards: senders,
+        hasher: foldhash::fast::FixedState::default(),
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let status = parts.status_tx.subscribe();
+    let source = tokio::spawn(mqtt::run(
+        source_cfg,
+        router.clone(),
+        parts.client_tx,
+        parts.status_tx,
+        Arc::clone(&stats),
+        shutdown_rx,
+    ));
+    Ok(PipelineHandle {
+        stats,
+        status,
+        router,
+        shutdown,
+        source,
+        shards,
+    })
+}
+
+/// One shard: the sessions of its edge nodes and their normalization.
+struct Shard {
+    index: usize,
+    host: Host,
+    normalizer: Normalizer,
+    publisher: Publisher,
+    records: mpsc::Sender<Record>,
+    stats: Arc<PipelineStats>,
+}
+
+impl Shard {
+    async fn run(mut self, mut rx: mpsc::Receiver<ShardMsg>) {
+        let mut events = Vec::new();
+        loop {
+            let deadline = self.host.next_deadline().map(|at| {
+                tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
+            });
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None => break,
+                    Some(ShardMsg::Message { topic, payload, received_at }) => {
+                        self.host.handle(&topic, &payload, received_at, &mut events);
+                    }
+                    Some(ShardMsg::ConnectionLost { at }) => {
+                        self.host.connection_lost(at, &mut events);
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    self.host.poll(now_ms(), &mut events);
+                }
+            }
+            if !self.emit(&mut events).await {
+                break;
+            }
+            if rx.is_empty() {
+                self.publish_stats();
+            }
+        }
+        // Drain what is still due (nothing is lost on shutdown).
+        self.publish_stats();
+    }
+
+    /// Turns host events into records; false when the record receiver is gone.
+    async fn emit(&mut self, events: &mut Vec<HostEvent>) -> bool {
+        for ev in events.drain(..) {
+            let record = match ev {
+                HostEvent::Sample(s) => match self.sample(&s) {
+                    Some(r) => r,
+                    None => continue,
+                },
+                HostEvent::NodeOnline {
+                    group,
+                    edge_node,
+                    bd_seq,
+                    seq,
+                    timestamp,
+                    received_at,
+                } => event(
+                    EventKind::NodeOnline,
+                    timestamp,
+                    format!("node_online:{group}/{edge_node}:{timestamp}:{bd_seq:?}"),
+                    json!({"group": &*group, "edge_node": &*edge_node, "bd_seq": bd_seq,
+                           "seq": seq, "received_at": received_at}),
+                ),
+                HostEvent::NodeOffline {
+                    group,
+                    edge_node,
+                    bd_seq,
+                    timestamp,
+                    reason,
+                } => event(
+                    EventKind::NodeOffline,
+                    timestamp,
+                    format!("node_offline:{group}/{edge_node}:{timestamp}:{bd_seq:?}"),
+                    json!({"group": &*group, "edge_node": &*edge_node, "bd_seq": bd_seq,
+                           "reason": offline_reason(reason)}),
+                ),
+                HostEvent::DeviceOnline {
+                    group,
+                    edge_node,
+                    device,
+                    timestamp,
+                    received_at,
+                } => event(
+                    EventKind::DeviceOnline,
+                    timestamp,
+                    format!("device_online:{group}/{edge_node}/{device}:{timestamp}"),
+                    json!({"group": &*group, "edge_node": &*edge_node, "device": &*device,
+                           "received_at": received_at}),
+                ),
+                HostEvent::DeviceOffline {
+                    group,
+                    edge_node,
+                    device,
+                    timestamp,
+                    reason,
+                } => event(
+                    EventKind::DeviceOffline,
+                    timestamp,
+                    format!("device_offline:{group}/{edge_node}/{device}:{timestamp}"),
+                    json!({"group": &*group, "edge_node": &*edge_node, "device": &*device,
+                           "reason": offline_reason(reason)}),
+                ),
+                HostEvent::Rebirth(req) => {
+                    let published = self.publisher.publish_rebirth(&req);
+                    match published {
+                        Ok(()) => {
+                            self.stats.rebirths_sent.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(group = %req.group, edge_node = %req.edge_node,
+                                reason = %req.reason, "rebirth requested");
+                        }
+                        Err(why) => {
+                            self.stats.rebirths_dropped.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(group = %req.group, edge_node = %req.edge_node,
+                                ?why, "rebirth request not published");
+                        }
+                    }
+                    let now = now_ms();
+                    event(
+                        EventKind::RebirthRequested,
+                        now,
+                        format!("rebirth:{}/{}:{now}", req.group, req.edge_node),
+                        json!({"group": &*req.group, "edge_node": &*req.edge_node,
+                        "reason": req.reason.to_string(),
+                        "published": published.is_ok(),
+                        "dropped": match published {
+                            Err(PublishDrop::NotConnected) => Some("not_connected"),
+                            Err(PublishDrop::QueueFull) => Some("queue_full"),
+                            Ok(()) => None,
+                        }}),
+                    )
+                }
+                HostEvent::Rejected { topic, reason } => {
+                    tracing::debug!(shard = self.index, topic, %reason, "message or metric rejected");
+                    continue;
+                }
+            };
+            if self.records.send(record).await.is_err() {
+                return false;
+            }
+            self.stats.records_out.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    fn sample(&mut self, s: &MetricSample) -> Option<Record> {
+        let Some(value) = source_value(s.value.as_ref()) else {
+            self.stats.values_skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let outcome = self.normalizer.normalize(SourceSample {
+            group: &s.group,
+            edge_node: &s.edge_node,
+            device: s.device.as_deref(),
+            metric: &s.name,
+            value,
+            timestamp_ms: s.timestamp as i64,
+            quality: s.quality.0,
+            historical: s.flags.historical,
+            transient: s.flags.transient,
+            int_bits: int_bits(s.datatype),
+        });
+        match outcome {
+            Outcome::Signal(sig) | Outcome::Unmapped(Some(sig)) => {
+                if sig.tag.rule.is_some() {
+                    self.stats.signals.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.stats.unmapped.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Record::Telemetry(telemetry(sig, s)))
+            }
+            Outcome::Unmapped(None) => {
+                self.stats.unmapped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Outcome::Suppressed => {
+                self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Outcome::Rejected { tag, reason } => {
+                self.stats.rejected_values.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(metric = %tag.source.metric, reason, "value rejected by its rule");
+                None
+            }
+            Outcome::BadQuality {
+                tag,
+                quality,
+                timestamp_ms,
+                went_bad,
+            } => {
+                self.stats.bad_quality.fetch_add(1, Ordering::Relaxed);
+                went_bad.then(|| {
+                    let a = &tag.asset;
+                    let src = &tag.source;
+                    Record::Event(EventRow {
+                        time_ms: timestamp_ms,
+                        kind: EventKind::SignalBad,
+                        site_id: Some(a.site_id.clone()),
+                        line_id: Some(a.line_id.clone()),
+                        machine_id: Some(a.machine_id.clone()),
+                        severity: None,
+                        id: format!(
+                            "signal_bad:{}/{}/{}/{}:{timestamp_ms}",
+                            src.group,
+                            src.edge_node,
+                            src.device.as_deref().unwrap_or(""),
+                            src.metric
+                        ),
+                        payload: json!({"group": src.group, "edge_node": src.edge_node,
+                                        "device": src.device, "metric": src.metric,
+                                        "quality": quality}),
+                    })
+                })
+            }
+        }
+    }
+
+    fn publish_stats(&mut self) {
+        let snap = &self.stats.shards[self.index];
+        if let Ok(mut c) = snap.host.lock() {
+            c.clone_from(self.host.counters());
+        }
+        let usage = self.host.usage();
+        snap.nodes.store(usage.nodes as u64, Ordering::Relaxed);
+        snap.queued_rebirths
+            .store(usage.queued_rebirths as u64, Ordering::Relaxed);
+        if let Ok(mut n) = snap.normalizer.lock() {
+            *n = self.normalizer.stats();
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn event(kind: EventKind, time: u64, id: String, payload: serde_json::Value) -> Record {
+    Record::Event(EventRow {
+        time_ms: time as i64,
+        kind,
+        site_id: None,
+        line_id: None,
+        machine_id: None,
+        severity: None,
+        id,
+        payload,
+    })
+}
+
+fn offline_reason(r: OfflineReason) -> &'static str {
+    match r {
+        OfflineReason::Death => "death",
+        OfflineReason::NewBirth => "new_birth",
+        OfflineReason::RejectedBirth => "rejected_birth",
+        OfflineReason::ConnectionLost => "connection_lost",
+    }
+}
+
+fn telemetry(sig: Signal, s: &MetricSample) -> TelemetryRow {
+    let (value, value_text) = match sig.value {
+        normalize::Value::Null => (None, None),
+        normalize::Value::Bool(b) => (Some(if b { 1.0 } else { 0.0 }), None),
+        normalize::Value::Int(i) => (Some(i as f64), None),
+        normalize::Value::UInt(u) => (Some(u as f64), None),
+        normalize::Value::Float(f) => (Some(f), None),
+        normalize::Value::Text(t) => (None, Some(t)),
+    };
+    TelemetryRow {
+        tag: sig.tag,
+        time_ms: sig.timestamp_ms,
+        value,
+        value_text,
+        quality: sig.quality,
+        is_historical: sig.historical,
+        received_at_ms: s.received_at as i64,
+        seq: s.seq,
+        bd_seq: s.bd_seq,
+    }
+}
+
+/// The normalizer's value for a Sparkplug value; `None` for kinds that are not stored
+/// (DataSet, Template, PropertySet(List), Bytes, File).
+pub fn source_value(v: Option<&Value>) -> Option<normalize::Value> {
+    use normalize::Value as N;
+    let Some(v) = v else { return Some(N::Null) };
+    Some(match v {
+        Value::Int8(i) => N::Int(i64::from(*i)),
+        Value::Int16(i) => N::Int(i64::from(*i)),
+        Value::Int32(i) => N::Int(i64::from(*i)),
+        Value::Int64(i) => N::Int(*i),
+        Value::UInt8(u) => N::UInt(u64::from(*u)),
+        Value::UInt16(u) => N::UInt(u64::from(*u)),
+        Value::UInt32(u) => N::UInt(u64::from(*u)),
+        Value::UInt64(u) => N::UInt(*u),
+        Value::Float(f) => N::Float(f64::from(*f)),
+        Value::Double(f) => N::Float(*f),
+        Value::Boolean(b) => N::Bool(*b),
+        Value::String(s) | Value::Text(s) | Value::Uuid(s) => N::Text(s.clone()),
+        Value::DateTime(ms) => N::UInt(*ms),
+        Value::Int8Array(a) => N::Text(json!(a).to_string()),
+        Value::Int16Array(a) => N::Text(json!(a).to_string()),
+        Value::Int32Array(a) => N::Text(json!(a).to_string()),
+        Value::Int64Array(a) => N::Text(json!(a).to_string()),
+        Value::UInt8Array(a) => N::Text(json!(a).to_string()),
+        Value::UInt16Array(a) => N::Text(json!(a).to_string()),
+        Value::UInt32Array(a) => N::Text(json!(a).to_string()),
+        Value::UInt64Array(a) => N::Text(json!(a).to_string()),
+        Value::FloatArray(a) => N::Text(json!(a).to_string()),
+        Value::DoubleArray(a) => N::Text(json!(a).to_string()),
+        Value::BooleanArray(a) => N::Text(json!(a).to_string()),
+        Value::StringArray(a) => N::Text(json!(a).to_string()),
+        Value::DateTimeArray(a) => N::Text(json!(a).to_string()),
+        Value::DataSet(_)
+        | Value::Bytes(_)
+        | Value::File(_)
+        | Value::Template(_)
+        | Value::PropertySet(_)
+        | Value::PropertySetList(_) => return None,
+    })
+}
+
+/// Bit width of an integer datatype (counters roll over at it); 0 otherwise.
+pub fn int_bits(t: DataType) -> u8 {
+    match t {
+        DataType::Int8 | DataType::UInt8 => 8,
+        DataType::Int16 | DataType::UInt16 => 16,
+        DataType::Int32 | DataType::UInt32 => 32,
+        DataType::Int64 | DataType::UInt64 | DataType::DateTime => 64,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_map_to_the_normalizer() {
+        assert_eq!(
+            source_value(Some(&Value::Int8(-1))),
+            Some(normalize::Value::Int(-1))
+        );
+        assert_eq!(
+            source_value(Some(&Value::UInt64(u64::MAX))),
+            Some(normalize::Value::UInt(u64::MAX))
+        );
+        assert_eq!(
+            source_value(Some(&Value::Float(1.5))),
+            Some(normalize::Value::Float(1.5))
+        );
+        assert_eq!(
+            source_value(Some(&Value::Int32Array(vec![1, -2]))),
+            Some(normalize::Value::Text("[1,-2]".into()))
+        );
+        assert_eq!(source_value(None), Some(normalize::Value::Null));
+        assert_eq!(
+            source_value(Some(&Value::Bytes(bytes::Bytes::from_static(b"x")))),
+            None
+        );
+        assert_eq!(int_bits(DataType::UInt16), 16);
+        assert_eq!(int_bits(DataType::Double), 0);
+    }
+
+    #[test]
+    fn routing_is_stable_per_node() {
+        let (tx, _rx) = mpsc::channel(1);
+        let router = Router {
+            shards: vec![tx.clone(), tx.clone(), tx],
+            hasher: foldhash::fast::FixedState::default(),
+        };
+        let a = router.shard_of("G", "E1");
+        for _ in 0..10 {
+            assert_eq!(router.shard_of("G", "E1"), a);
+        }
+        let spread: std::collections::HashSet<usize> = (0..64)
+            .map(|i| router.shard_of("G", &format!("E{i}")))
+            .collect();
+        assert!(spread.len() > 1);
+    }
+}
