@@ -542,3 +542,82 @@ fn is_tls_alert(io: &std::io::Error) -> bool {
     let text = io.to_string();
     text.contains("alert") || text.contains("certificate") || text.contains("TLS")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(mode: HostMode) -> SourceConfig {
+        SourceConfig {
+            broker: BrokerAddress {
+                tls: false,
+                host: "broker".into(),
+                port: 1883,
+            },
+            client_id: "oee-stream-h1".into(),
+            host_id: "h1".into(),
+            username: None,
+            password: None,
+            keep_alive_s: 30,
+            max_packet_size: 16 << 20,
+            tls: None,
+            server_name: None,
+            reconnect: ReconnectConfig::default(),
+            mode,
+            groups: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_will_is_the_state_death_with_the_connect_time() {
+        let o = config(HostMode::Primary).options(1_718_900_000_123);
+        assert!(o.clean_session());
+        assert_eq!(o.max_packet_size(), 16 << 20);
+        let will = o.last_will().expect("a Will");
+        assert_eq!(will.topic, "spBv1.0/STATE/h1");
+        assert_eq!(
+            &will.message[..],
+            br#"{"online":false,"timestamp":1718900000123}"#
+        );
+        assert_eq!(will.qos, QoS::AtLeastOnce);
+        assert!(will.retain);
+        assert!(config(HostMode::Active).options(1).last_will().is_none());
+        assert!(config(HostMode::Passive).options(1).last_will().is_none());
+    }
+
+    #[test]
+    fn subscriptions_cover_the_namespace_and_the_own_state() {
+        let subs = config(HostMode::Primary).subscriptions();
+        let got: Vec<(String, QoS)> = subs.into_iter().map(|s| (s.path, s.qos)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("spBv1.0/#".to_string(), QoS::AtMostOnce),
+                ("spBv1.0/STATE/h1".to_string(), QoS::AtLeastOnce),
+            ]
+        );
+        let mut c = config(HostMode::Primary);
+        c.groups = vec!["G1".into(), "G2".into()];
+        let paths: Vec<String> = c.subscriptions().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            ["spBv1.0/G1/#", "spBv1.0/G2/#", "spBv1.0/STATE/h1"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let cfg = ReconnectConfig {
+            min_backoff_ms: 100,
+            max_backoff_ms: 1000,
+        };
+        for _ in 0..50 {
+            let d0 = backoff(&cfg, 0).as_millis();
+            assert!((50..=100).contains(&d0), "{d0}");
+            let d2 = backoff(&cfg, 2).as_millis();
+            assert!((200..=400).contains(&d2), "{d2}");
+            let d9 = backoff(&cfg, 40).as_millis();
+            assert!((500..=1000).contains(&d9), "{d9}");
+        }
+    }
+}
