@@ -525,22 +525,30 @@ async fn close(
 
 /// A connection error in words an operator can act on.
 pub fn describe(e: &ConnectionError) -> String {
+    let text = e.to_string();
+    // A TLS 1.3 server checks the client certificate after the handshake: its refusal shows up
+    // as an alert on the first read, wrapped in whatever was being read.
+    if let Some(i) = text.find("received fatal alert") {
+        let alert = &text[i..];
+        let hint = if alert.contains("UnknownCA")
+            || alert.contains("BadCertificate")
+            || alert.contains("CertificateRequired")
+            || alert.contains("CertificateUnknown")
+        {
+            " (the broker does not accept the client certificate: is it signed by a CA the broker trusts, and are mqtt.tls.cert/key set?)"
+        } else {
+            ""
+        };
+        return format!("the broker refused the TLS session: {alert}{hint}");
+    }
     match e {
         ConnectionError::Tls(t) => format!("TLS handshake with the broker failed: {t}"),
-        ConnectionError::Io(io) if is_tls_alert(io) => format!(
-            "the broker closed the TLS session: {io} (is the client certificate signed by a CA the broker trusts?)"
-        ),
         ConnectionError::Io(io) => format!("network error: {io}"),
         ConnectionError::ConnectionRefused(code) => {
             format!("the broker refused the connection: {code:?} (check credentials and client id)")
         }
-        other => other.to_string(),
+        _ => text,
     }
-}
-
-fn is_tls_alert(io: &std::io::Error) -> bool {
-    let text = io.to_string();
-    text.contains("alert") || text.contains("certificate") || text.contains("TLS")
 }
 
 #[cfg(test)]
