@@ -360,6 +360,7 @@ struct Shard {
 impl Shard {
     async fn run(mut self, mut rx: mpsc::Receiver<ShardMsg>) {
         let mut events = Vec::new();
+        let mut handled: u64 = 0;
         loop {
             let deadline = self.host.next_deadline().map(|at| {
                 tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
@@ -381,7 +382,8 @@ impl Shard {
             if !self.emit(&mut events).await {
                 break;
             }
-            if rx.is_empty() {
+            handled += 1;
+            if rx.is_empty() || handled.is_multiple_of(1024) {
                 self.publish_stats();
             }
         }

@@ -709,6 +709,23 @@ mod tests {
     }
 
     #[test]
+    fn sparkplug_mode_and_shards() {
+        let env = BTreeMap::new();
+        let s = load_settings("sparkplug:\n  mode: passive\n  shards: 3\n", "t.yml", &env).unwrap();
+        assert_eq!(s.file.sparkplug.mode, HostMode::Passive);
+        assert_eq!(
+            s.file.sparkplug.mode.rebirth_mode(),
+            sparkplug::RebirthMode::Off
+        );
+        assert!(!s.file.sparkplug.mode.publishes_state());
+        assert!(s.tls.is_none());
+        let errs = load_settings("sparkplug:\n  mode: secondary\n", "t.yml", &env).unwrap_err();
+        assert_eq!(errs[0].path, "sparkplug.mode");
+        let errs = load_settings("sparkplug:\n  shard_queue: 0\n", "t.yml", &env).unwrap_err();
+        assert_eq!(errs[0].path, "sparkplug.shard_queue");
+    }
+
+    #[test]
     fn env_var_names() {
         assert_eq!(env_var_for("mqtt.tls.ca"), "OEE_MQTT__TLS__CA");
     }

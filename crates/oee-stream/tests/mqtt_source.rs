@@ -284,3 +284,88 @@ async fn broker_restart_stales_everything_then_recovers_through_births() {
     assert_eq!(back.bd_seq, Some(2));
     run.handle.shutdown().await;
 }
+
+/// Publishes a marker on `topic` and returns the first message seen there: the marker if the
+/// host published nothing on it before.
+async fn first_after_marker(obs: &mut Observer, topic: &str) -> Msg {
+    obs.publish(topic, b"marker".to_vec(), false).await;
+    obs.next_on(topic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_mode_requests_rebirths_without_state_and_passive_mode_publishes_nothing() {
+    let broker = Broker::start().await;
+    let mut obs = Observer::connect(
+        broker.port,
+        "observer",
+        &["spBv1.0/G1/NCMD/+", "spBv1.0/STATE/#"],
+    )
+    .await;
+    let edge = Observer::connect(broker.port, "edge", &[]).await;
+
+    // active: a DATA for an unknown node gets an NCMD; no STATE at all.
+    let s = settings(&broker.url(), "active-host", "sparkplug:\n  mode: active\n");
+    let run = start_pipeline(&s).await;
+    edge.publish(
+        "spBv1.0/G1/NDATA/E7",
+        payload(
+            Some(5),
+            vec![by_alias(1, DataType::Float, Value::Float(1.0))],
+        ),
+        false,
+    )
+    .await;
+    let first = obs.rx.recv().await.unwrap();
+    assert_eq!(
+        first.topic, "spBv1.0/G1/NCMD/E7",
+        "no STATE before: {first:?}"
+    );
+    assert_rebirth(&first);
+    run.handle.shutdown().await;
+    let m = first_after_marker(&mut obs, "spBv1.0/STATE/active-host").await;
+    assert_eq!(m.payload, b"marker", "no STATE death in active mode");
+
+    // passive: the same trigger publishes nothing.
+    let s = settings(
+        &broker.url(),
+        "passive-host",
+        "sparkplug:\n  mode: passive\n",
+    );
+    let mut run = start_pipeline(&s).await;
+    edge.publish(
+        "spBv1.0/G1/NBIRTH/E8",
+        payload(
+            Some(0),
+            vec![metric("bdSeq", 0, DataType::Int64, Value::Int64(0))],
+        ),
+        false,
+    )
+    .await;
+    edge.publish(
+        "spBv1.0/G1/NDATA/E8",
+        payload(
+            Some(1),
+            vec![by_alias(42, DataType::Float, Value::Float(1.0))],
+        ),
+        false,
+    )
+    .await;
+    run.next_where(
+        "node online",
+        |r| matches!(r, Record::Event(e) if e.kind == EventKind::NodeOnline),
+    )
+    .await;
+    let stats = std::sync::Arc::clone(run.handle.stats());
+    run.handle.shutdown().await;
+    assert!(stats.host_counters().rebirth_disabled >= 1);
+    assert_eq!(
+        stats
+            .rebirths_sent
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let m = first_after_marker(&mut obs, "spBv1.0/G1/NCMD/E8").await;
+    assert_eq!(m.payload, b"marker");
+    let m = first_after_marker(&mut obs, "spBv1.0/STATE/passive-host").await;
+    assert_eq!(m.payload, b"marker");
+}
