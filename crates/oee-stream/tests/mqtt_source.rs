@@ -369,3 +369,32 @@ async fn active_mode_requests_rebirths_without_state_and_passive_mode_publishes_
     let m = first_after_marker(&mut obs, "spBv1.0/STATE/passive-host").await;
     assert_eq!(m.payload, b"marker");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_will_fires_with_the_sessions_timestamp_on_an_unclean_disconnect() {
+    let broker = Broker::start().await;
+    let proxy = Proxy::start(broker.port).await;
+    let mut obs = Observer::connect(broker.port, "observer", &[STATE_TOPIC]).await;
+    let s = settings(
+        &format!("mqtt://127.0.0.1:{}", proxy.port),
+        "it-host",
+        "sparkplug:\n  shards: 1\n",
+    );
+    let run = start_pipeline(&s).await;
+    let t = run.handle.status().borrow().state_timestamp.unwrap();
+    assert_eq!(state(&obs.next_on(STATE_TOPIC).await), (true, t));
+
+    proxy.cut();
+    let will = obs.next_on(STATE_TOPIC).await;
+    assert_eq!(state(&will), (false, t), "the Will carries the CONNECT's T");
+    // The host comes back with a new session and a new T.
+    let back = obs.next_on(STATE_TOPIC).await;
+    let (online, t2) = state(&back);
+    assert!(online);
+    assert!(t2 > t);
+    let mut late = Observer::connect(broker.port, "late", &[STATE_TOPIC]).await;
+    let retained = late.next_on(STATE_TOPIC).await;
+    assert!(retained.retain);
+    assert_eq!(state(&retained), (true, t2));
+    run.handle.shutdown().await;
+}
