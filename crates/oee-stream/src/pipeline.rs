@@ -179,7 +179,7 @@ impl PipelineStats {
         let mut sum = HostCounters::default();
         for s in &self.shards {
             let c = s.host.lock().map(|c| c.clone()).unwrap_or_default();
-            add_counters(&mut sum, &c);
+            sum.add(&c);
         }
         sum
     }
@@ -196,38 +196,6 @@ fn verb_index(t: MessageType) -> usize {
         MessageType::DData => 6,
         MessageType::DCmd => 7,
     }
-}
-
-fn add_counters(sum: &mut HostCounters, c: &HostCounters) {
-    sum.messages += c.messages;
-    sum.topic_invalid += c.topic_invalid;
-    sum.decode_errors += c.decode_errors;
-    sum.births_malformed += c.births_malformed;
-    sum.node_births += c.node_births;
-    sum.device_births += c.device_births;
-    sum.data_messages += c.data_messages;
-    sum.samples += c.samples;
-    sum.historical_samples += c.historical_samples;
-    sum.stale_samples += c.stale_samples;
-    sum.unknown_node += c.unknown_node;
-    sum.unknown_device += c.unknown_device;
-    sum.unknown_metric += c.unknown_metric;
-    sum.value_mismatch += c.value_mismatch;
-    sum.seq_invalid += c.seq_invalid;
-    sum.reorder_buffered += c.reorder_buffered;
-    sum.reorder_recovered += c.reorder_recovered;
-    sum.seq_gaps += c.seq_gaps;
-    sum.seq_late += c.seq_late;
-    sum.node_deaths += c.node_deaths;
-    sum.node_deaths_ignored += c.node_deaths_ignored;
-    sum.device_deaths += c.device_deaths;
-    sum.connection_losses += c.connection_losses;
-    sum.rebirth_triggers += c.rebirth_triggers;
-    sum.rebirth_requests += c.rebirth_requests;
-    sum.rebirth_suppressed += c.rebirth_suppressed;
-    sum.rebirth_throttled += c.rebirth_throttled;
-    sum.rebirth_deferred += c.rebirth_deferred;
-    sum.rebirth_disabled += c.rebirth_disabled;
 }
 
 /// Why the pipeline cannot start.

@@ -1,8 +1,30 @@
 //! Plain counters, one per notable event, for metrics and logs.
 
+macro_rules! counters {
+    ($(#[$doc:meta])* pub struct $name:ident { $($(#[$fdoc:meta])* pub $field:ident: u64,)+ }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: u64,)+
+        }
+
+        impl $name {
+            /// Every counter with its field name, in declaration order (for exporters).
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$((stringify!($field), self.$field)),+].into_iter()
+            }
+
+            /// Adds `other` field by field (to sum the counters of several hosts).
+            pub fn add(&mut self, other: &$name) {
+                $(self.$field += other.$field;)+
+            }
+        }
+    };
+}
+
+counters! {
 /// Every notable event of a [`Host`](super::Host) increments one of these. They only grow
 /// (a caller exporting them as Prometheus counters can read them at any time).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostCounters {
     /// Every call of `handle`.
     pub messages: u64,
@@ -84,5 +106,31 @@ pub struct HostCounters {
     /// Births refused by `max_metrics_per_node`.
     pub limit_metrics: u64,
     /// Nodes without a session dropped to make room for a new node.
-    pub nodes_evicted: u64,
+    pub nodes_evicted: u64,}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_sums_every_field_and_iter_names_them_all() {
+        let mut a = HostCounters {
+            messages: 2,
+            nodes_evicted: 1,
+            ..HostCounters::default()
+        };
+        let b = HostCounters {
+            messages: 3,
+            nodes_evicted: 4,
+            seq_gaps: 7,
+            ..HostCounters::default()
+        };
+        a.add(&b);
+        assert_eq!((a.messages, a.nodes_evicted, a.seq_gaps), (5, 5, 7));
+        let names: Vec<&str> = a.iter().map(|(n, _)| n).collect();
+        assert_eq!(names.first(), Some(&"messages"));
+        assert_eq!(names.last(), Some(&"nodes_evicted"));
+        assert!(a.iter().any(|(n, v)| n == "seq_gaps" && v == 7));
+    }
 }
