@@ -22,7 +22,7 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes as Payload;
 use oee_core::normalize::{self, Normalizer, Outcome, Signal, SourceSample};
@@ -34,6 +34,7 @@ use sparkplug::{
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::metrics::StageTimings;
 use crate::settings::Settings;
 use crate::sink::{EventKind, EventRow, Record, TelemetryRow};
 use crate::source::mqtt::{self, PublishDrop, Publisher, SessionStatus, SourceConfig, SourceError};
@@ -142,6 +143,8 @@ pub struct PipelineStats {
     pub shards: Vec<ShardSnapshot>,
     /// True while the pipeline runs (false once shut down).
     pub running: AtomicBool,
+    /// Per-message processing time by stage (`/metrics`).
+    pub timings: StageTimings,
 }
 
 /// What one shard last published about itself.
@@ -150,11 +153,15 @@ pub struct ShardSnapshot {
     pub host: Mutex<HostCounters>,
     pub normalizer: Mutex<normalize::NormalizerStats>,
     pub nodes: AtomicU64,
+    /// Metrics known from births (the alias cache).
+    pub metrics: AtomicU64,
+    /// Messages waiting in the shard's queue when it last published its snapshot.
+    pub queue_depth: AtomicU64,
     pub queued_rebirths: AtomicU64,
 }
 
 impl PipelineStats {
-    fn new(shards: usize) -> PipelineStats {
+    pub fn new(shards: usize) -> PipelineStats {
         PipelineStats {
             shards: (0..shards).map(|_| ShardSnapshot::default()).collect(),
             ..PipelineStats::default()
@@ -287,6 +294,7 @@ pub fn start(
             publisher: parts.publisher.clone(),
             records: records.clone(),
             stats: Arc::clone(&stats),
+            normalize_time: Duration::ZERO,
         };
         shards.push(tokio::spawn(shard.run(rx)));
     }
@@ -323,6 +331,8 @@ struct Shard {
     publisher: Publisher,
     records: mpsc::Sender<Record>,
     stats: Arc<PipelineStats>,
+    /// Time spent in the normalizer for the current message.
+    normalize_time: Duration,
 }
 
 impl Shard {
@@ -330,6 +340,7 @@ impl Shard {
         let mut events = Vec::new();
         let mut handled: u64 = 0;
         loop {
+            let mut started = None;
             let deadline = self.host.next_deadline().map(|at| {
                 tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
             });
@@ -337,7 +348,10 @@ impl Shard {
                 msg = rx.recv() => match msg {
                     None => break,
                     Some(ShardMsg::Message { topic, payload, received_at }) => {
+                        let t0 = Instant::now();
                         self.host.handle(&topic, &payload, received_at, &mut events);
+                        self.stats.timings.observe("decode", t0.elapsed().as_secs_f64());
+                        started = Some(t0);
                     }
                     Some(ShardMsg::ConnectionLost { at }) => {
                         self.host.connection_lost(at, &mut events);
@@ -347,16 +361,22 @@ impl Shard {
                     self.host.poll(now_ms(), &mut events);
                 }
             }
+            self.normalize_time = Duration::ZERO;
             if !self.emit(&mut events).await {
                 break;
             }
+            if let Some(t0) = started {
+                let timings = &self.stats.timings;
+                timings.observe("normalize", self.normalize_time.as_secs_f64());
+                timings.observe("total", t0.elapsed().as_secs_f64());
+            }
             handled += 1;
             if rx.is_empty() || handled.is_multiple_of(1024) {
-                self.publish_stats();
+                self.publish_stats(rx.len());
             }
         }
         // Drain what is still due (nothing is lost on shutdown).
-        self.publish_stats();
+        self.publish_stats(rx.len());
     }
 
     /// Turns host events into records; false when the record receiver is gone.
@@ -467,6 +487,7 @@ impl Shard {
             self.stats.values_skipped.fetch_add(1, Ordering::Relaxed);
             return None;
         };
+        let t0 = Instant::now();
         let outcome = self.normalizer.normalize(SourceSample {
             group: &s.group,
             edge_node: &s.edge_node,
@@ -479,6 +500,7 @@ impl Shard {
             transient: s.flags.transient,
             int_bits: int_bits(s.datatype),
         });
+        self.normalize_time += t0.elapsed();
         match outcome {
             Outcome::Signal(sig) | Outcome::Unmapped(Some(sig)) => {
                 if sig.tag.rule.is_some() {
@@ -534,13 +556,16 @@ impl Shard {
         }
     }
 
-    fn publish_stats(&mut self) {
+    fn publish_stats(&mut self, queue_depth: usize) {
         let snap = &self.stats.shards[self.index];
+        snap.queue_depth
+            .store(queue_depth as u64, Ordering::Relaxed);
         if let Ok(mut c) = snap.host.lock() {
             c.clone_from(self.host.counters());
         }
         let usage = self.host.usage();
         snap.nodes.store(usage.nodes as u64, Ordering::Relaxed);
+        snap.metrics.store(usage.metrics as u64, Ordering::Relaxed);
         snap.queued_rebirths
             .store(usage.queued_rebirths as u64, Ordering::Relaxed);
         if let Ok(mut n) = snap.normalizer.lock() {

@@ -147,6 +147,8 @@ pub struct MetricInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostUsage {
     pub nodes: usize,
+    /// Metrics held over all nodes, devices and template definitions (the alias cache).
+    pub metrics: usize,
     pub max_devices_in_a_node: usize,
     pub max_metrics_in_a_node: usize,
     pub max_buffered_in_a_node: usize,
@@ -341,6 +343,7 @@ impl Host {
         };
         for n in self.nodes.values().flat_map(|m| m.values()) {
             u.max_devices_in_a_node = u.max_devices_in_a_node.max(n.devices.len());
+            u.metrics += n.metric_count();
             u.max_metrics_in_a_node = u.max_metrics_in_a_node.max(n.metric_count());
             u.max_buffered_in_a_node = u.max_buffered_in_a_node.max(n.reorder.len());
         }
