@@ -208,14 +208,24 @@ pub async fn writer(
     cfg: Arc<RunnerConfig>,
 ) -> Result<(), SinkError> {
     loop {
-        let shutting_down = shared.deadline().is_some();
+        // Shutting down: finish the channel, and keep replaying the spool until the deadline;
+        // what is left in the spool then waits for the next start.
+        let deadline = shared.deadline();
+        let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
         let next = match rx.try_recv() {
             Ok(b) => Next::Mem(b),
-            Err(_) if shutting_down && rx.is_closed() && rx.is_empty() => break,
+            Err(_)
+                if deadline.is_some()
+                    && rx.is_closed()
+                    && rx.is_empty()
+                    && (past_deadline || shared.spool().is_empty()) =>
+            {
+                break;
+            }
             Err(_) => {
                 let peeked = shared.spool().peek();
                 match peeked {
-                    Ok(Some(bytes)) if !shutting_down => match codec::decode(&bytes) {
+                    Ok(Some(bytes)) => match codec::decode(&bytes) {
                         Ok(b) => Next::Spooled(b, bytes.len()),
                         Err(e) => {
                             tracing::error!(error = %e, "undecodable spooled batch; dead-lettering it");
@@ -228,15 +238,17 @@ pub async fn writer(
                     Err(e) => {
                         shared.stats.spool_errors.fetch_add(1, Relaxed);
                         tracing::error!(error = %e, "cannot read the spool; retrying in 1 s");
+                        if past_deadline {
+                            break;
+                        }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
-                    // Empty spool (or shutting down: spooled batches wait for the next start).
-                    Ok(_) => {
+                    Ok(None) => {
                         tokio::select! {
                             b = rx.recv() => match b {
                                 Some(b) => Next::Mem(b),
-                                None => if shutting_down || shared.spool().is_empty() { break } else { continue },
+                                None => if shared.spool().is_empty() { break } else { continue },
                             },
                             _ = shared.spool_changed.notified() => continue,
                             _ = shared.shutdown.notified() => continue,
