@@ -1,6 +1,7 @@
 //! The shared sink machinery (queue → batches → writer or spool) against the in-memory backend:
 //! outages, replay order, lost acknowledgements, spool full, shutdown with the database down.
 
+#![allow(clippy::unwrap_used)]
 use std::path::Path;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;

@@ -1,4 +1,5 @@
 //! Helpers shared by the sink integration tests.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
