@@ -31,6 +31,7 @@ use crate::settings::{DatabaseTarget, Settings};
 
 pub use batch::{Batch, BatchId, RowCounts};
 pub use record::{EventKind, EventRow, FaultRow, OeeWindowRow, Record, TelemetryRow};
+pub use runner::{WriteError, WriteOutcome};
 pub use stats::{SinkStats, SinkStatsSnapshot};
 
 /// Errors that stop a sink from starting or from shutting down cleanly.

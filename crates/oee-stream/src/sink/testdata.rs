@@ -143,7 +143,7 @@ pub fn mixed(tags: &[Arc<SignalTag>], i: u64) -> Record {
     if i % 40 == 39 {
         Record::Fault(fault(i % 7, 1_700_000_000_000 + i as i64, "ACTIVE"))
     } else if i % 25 == 24 {
-        Record::OeeWindow(window(i % 5, i as i32))
+        Record::OeeWindow(window((i / 25) % 5, i as i32))
     } else if i % 10 == 9 {
         Record::Event(event(i))
     } else {
