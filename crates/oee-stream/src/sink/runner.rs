@@ -225,6 +225,14 @@ pub async fn writer(
             Err(_) => {
                 let peeked = shared.spool().peek();
                 match peeked {
+                    // The batcher may have filled the channel (while the spool was empty)
+                    // between our `try_recv` and this peek: those batches are older than any
+                    // spooled one, so they go first. After the peek found a spooled batch no new
+                    // batch can enter the channel until the spool is drained again.
+                    Ok(Some(_)) if !rx.is_empty() => match rx.try_recv() {
+                        Ok(b) => Next::Mem(b),
+                        Err(_) => continue,
+                    },
                     Ok(Some(bytes)) => match codec::decode(&bytes) {
                         Ok(b) => Next::Spooled(b, bytes.len()),
                         Err(e) => {
