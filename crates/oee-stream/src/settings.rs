@@ -229,7 +229,27 @@ pub struct DatabaseConfig {
     pub batch_max_latency_ms: u64,
     /// Rows held in memory before the spool takes over.
     pub queue_capacity: u32,
+    /// PostgreSQL telemetry write path: `copy` (binary COPY, the default) or `unnest`.
+    pub write_method: WriteMethod,
+    /// First retry delay after a failed write; doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// How long shutdown keeps retrying the database before it spools what is left.
+    pub shutdown_timeout_ms: u64,
+    /// TimescaleDB only: compress telemetry/events chunks older than this (0 = never).
+    pub compress_after_days: u32,
+    /// TimescaleDB only: drop telemetry/events chunks older than this (0 = keep for ever).
+    pub retention_days: u32,
     pub spool: SpoolConfig,
+}
+
+/// `database.write_method`
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMethod {
+    #[default]
+    Copy,
+    Unnest,
 }
 
 impl Default for DatabaseConfig {
@@ -239,6 +259,12 @@ impl Default for DatabaseConfig {
             batch_size: 1000,
             batch_max_latency_ms: 500,
             queue_capacity: 100_000,
+            write_method: WriteMethod::Copy,
+            retry_initial_ms: 200,
+            retry_max_ms: 10_000,
+            shutdown_timeout_ms: 10_000,
+            compress_after_days: 7,
+            retention_days: 0,
             spool: SpoolConfig::default(),
         }
     }
@@ -250,6 +276,8 @@ impl Default for DatabaseConfig {
 pub struct SpoolConfig {
     pub dir: PathBuf,
     pub max_bytes: u64,
+    /// Size at which the spool starts a new segment file.
+    pub segment_bytes: u64,
 }
 
 impl Default for SpoolConfig {
@@ -257,6 +285,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             dir: PathBuf::from("spool"),
             max_bytes: 1024 * 1024 * 1024,
+            segment_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -653,6 +682,36 @@ fn check_database(d: &DatabaseConfig, errors: &mut Vec<PathError>) -> Option<Dat
         errors.push(PathError::new(
             "database.queue_capacity",
             "must be at least batch_size",
+        ));
+    }
+    if d.retry_initial_ms == 0 {
+        errors.push(PathError::new(
+            "database.retry_initial_ms",
+            "must be at least 1 ms",
+        ));
+    }
+    if d.retry_max_ms < d.retry_initial_ms {
+        errors.push(PathError::new(
+            "database.retry_max_ms",
+            "must be at least retry_initial_ms",
+        ));
+    }
+    if d.spool.dir.as_os_str().is_empty() {
+        errors.push(PathError::new(
+            "database.spool.dir",
+            "must name a directory",
+        ));
+    }
+    if d.spool.segment_bytes < 4096 {
+        errors.push(PathError::new(
+            "database.spool.segment_bytes",
+            "must be at least 4096",
+        ));
+    }
+    if d.spool.max_bytes < d.spool.segment_bytes {
+        errors.push(PathError::new(
+            "database.spool.max_bytes",
+            "must be at least segment_bytes",
         ));
     }
     if d.batch_max_latency_ms == 0 {
