@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::config::CheckConfigArgs;
 use crate::commands::decode::DecodeArgs;
+use crate::commands::run::RunArgs;
 
 /// Sparkplug B host application and stream processor: turns machine data into OEE, MTTR/MTBF
 /// and fault histories.
@@ -16,6 +17,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: MQTT (Sparkplug B primary host) in, database out, HTTP on :9100.
+    #[command(
+        long_about = "Run the service. The configuration is validated exactly as `check-config` \
+does (and the service does not start when it is invalid); then the database sink, the MQTT \
+session and pipeline, and the HTTP server (/metrics, /health, /ready) start. SIGTERM or Ctrl-C \
+stops it cleanly: the STATE death is published, everything received is written to the \
+database or the disk spool. See docs/operations.md."
+    )]
+    Run(RunArgs),
+
     /// Decode one Sparkplug B payload (a file, or standard input) and print it as JSON.
     #[command(
         long_about = "Decode one Sparkplug B payload and print it as one JSON object on standard \

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => commands::run::run(&args)?,
         Command::Decode(args) => commands::decode::run(&args)?,
         Command::CheckConfig(args) => commands::config::check(&args)?,
         Command::PrintDefaultConfig => commands::config::print_default()?,

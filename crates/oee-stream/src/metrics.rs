@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use sparkplug::MessageType;
 
 use crate::pipeline::PipelineStats;
+use crate::sink::SinkStats;
 
 /// The `stage` label of `stream_processor_pipeline_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,8 +53,8 @@ impl StageTimings {
     }
 }
 
-/// Builds the registry for `/metrics` over the pipeline's counters and timings.
-pub fn registry(stats: Arc<PipelineStats>) -> Registry {
+/// Builds the registry for `/metrics` over the pipeline's and the sink's counters and timings.
+pub fn registry(stats: Arc<PipelineStats>, sink: Arc<SinkStats>) -> Registry {
     let mut registry = Registry::default();
     registry.register(
         "stream_processor_pipeline_duration_seconds",
@@ -61,6 +62,7 @@ pub fn registry(stats: Arc<PipelineStats>) -> Registry {
         stats.timings.family.clone(),
     );
     registry.register_collector(Box::new(PipelineCollector(stats)));
+    registry.register_collector(Box::new(SinkCollector(sink)));
     registry
 }
 
@@ -218,6 +220,96 @@ impl Collector for PipelineCollector {
                 shard: i.to_string(),
             })?)?;
         }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SinkCollector(Arc<SinkStats>);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
+}
+
+impl Collector for SinkCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let s = self.0.snapshot();
+        let mut family = enc.encode_descriptor(
+            "oee_stream_rows_written",
+            "Rows committed to the database, by table",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (table, v) in [
+            ("telemetry", s.rows_telemetry),
+            ("events", s.rows_events),
+            ("oee_windows", s.rows_oee_windows),
+            ("faults", s.rows_faults),
+        ] {
+            ConstCounter::new(v).encode(family.encode_family(&TableLabel { table })?)?;
+        }
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        counter(
+            &mut enc,
+            "oee_stream_batches_written",
+            "Batches committed to the database",
+            s.batches_written,
+        )?;
+        counter(
+            &mut enc,
+            "oee_stream_batches_duplicate",
+            "Batches found already committed (a retry after a lost acknowledgement, a replay)",
+            s.batches_duplicate,
+        )?;
+        counter(
+            &mut enc,
+            "oee_stream_database_errors",
+            "Failed write attempts (each retry counts)",
+            s.database_errors,
+        )?;
+        counter(
+            &mut enc,
+            "oee_stream_batches_dead_lettered",
+            "Batches the database refused for good, kept in spool/dead-letter/",
+            s.batches_dead_lettered,
+        )?;
+        gauge(
+            &mut enc,
+            "oee_stream_sink_queue_depth",
+            "Records waiting in the sink's in-memory queue",
+            as_i64(s.queue_depth),
+        )?;
+        gauge(
+            &mut enc,
+            "oee_stream_spool_bytes",
+            "Bytes in the disk spool not yet written to the database",
+            as_i64(s.spool_bytes),
+        )?;
+        gauge(
+            &mut enc,
+            "oee_stream_spool_batches",
+            "Batches in the disk spool not yet written to the database",
+            as_i64(s.spool_batches),
+        )?;
+        counter(
+            &mut enc,
+            "oee_stream_spool_full",
+            "Times the spool reached spool.max_bytes and the sink stopped taking records",
+            s.spool_full,
+        )?;
+        gauge(
+            &mut enc,
+            "oee_stream_spool_full_now",
+            "1 while the spool is full (ingestion is held back)",
+            as_i64(s.spool_full_now),
+        )?;
+        counter(
+            &mut enc,
+            "oee_stream_spool_errors",
+            "Spool I/O failures (each retry counts)",
+            s.spool_errors,
+        )?;
         Ok(())
     }
 }

@@ -375,7 +375,9 @@ impl Shard {
                 self.publish_stats(rx.len());
             }
         }
-        // Drain what is still due (nothing is lost on shutdown).
+        // Nothing received is lost on shutdown: what waits for a sequence gap is applied now.
+        self.host.flush(now_ms(), &mut events);
+        self.emit(&mut events).await;
         self.publish_stats(rx.len());
     }
 
@@ -397,7 +399,10 @@ impl Shard {
                 } => event(
                     EventKind::NodeOnline,
                     timestamp,
-                    format!("node_online:{group}/{edge_node}:{timestamp}:{bd_seq:?}"),
+                    format!(
+                        "node_online:{group}/{edge_node}:{timestamp}:{}",
+                        id_part(bd_seq)
+                    ),
                     json!({"group": &*group, "edge_node": &*edge_node, "bd_seq": bd_seq,
                            "seq": seq, "received_at": received_at}),
                 ),
@@ -410,7 +415,10 @@ impl Shard {
                 } => event(
                     EventKind::NodeOffline,
                     timestamp,
-                    format!("node_offline:{group}/{edge_node}:{timestamp}:{bd_seq:?}"),
+                    format!(
+                        "node_offline:{group}/{edge_node}:{timestamp}:{}",
+                        id_part(bd_seq)
+                    ),
                     json!({"group": &*group, "edge_node": &*edge_node, "bd_seq": bd_seq,
                            "reason": offline_reason(reason)}),
                 ),
@@ -572,6 +580,11 @@ impl Shard {
             *n = self.normalizer.stats();
         }
     }
+}
+
+/// An optional number in a stable event id: the number, or `-`.
+fn id_part(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use oee_stream::http::{self, HttpState};
 use oee_stream::metrics;
 use oee_stream::pipeline::PipelineStats;
+use oee_stream::sink::SinkStats;
 use oee_stream::source::mqtt::SessionStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,6 +32,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 struct Server {
     addr: std::net::SocketAddr,
     stats: Arc<PipelineStats>,
+    sink: Arc<SinkStats>,
     status: watch::Sender<SessionStatus>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -38,12 +40,13 @@ struct Server {
 
 async fn start() -> Server {
     let stats = Arc::new(PipelineStats::new(2));
+    let sink = Arc::new(SinkStats::default());
     stats.running.store(true, Ordering::Relaxed);
     let (status, status_rx) = watch::channel(SessionStatus::default());
     let state = HttpState {
         stats: Arc::clone(&stats),
         status: status_rx,
-        registry: Arc::new(metrics::registry(Arc::clone(&stats))),
+        registry: Arc::new(metrics::registry(Arc::clone(&stats), Arc::clone(&sink))),
         tag_mappings: 4,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
@@ -55,6 +58,7 @@ async fn start() -> Server {
     Server {
         addr,
         stats,
+        sink,
         status,
         stop: Some(stop),
         task,
@@ -69,6 +73,8 @@ async fn metrics_expose_counters_gauges_and_stage_histograms() {
     s.stats.shards[1].queue_depth.store(7, Ordering::Relaxed);
     s.stats.shards[0].metrics.store(11, Ordering::Relaxed);
     s.stats.timings.observe("decode", 0.000_003);
+    s.sink.rows_telemetry.fetch_add(5, Ordering::Relaxed);
+    s.sink.spool_bytes.store(4096, Ordering::Relaxed);
     let (code, body) = get(s.addr, "/metrics").await;
     assert_eq!(code, 200);
     for line in [
@@ -79,6 +85,9 @@ async fn metrics_expose_counters_gauges_and_stage_histograms() {
         "oee_stream_alias_cache_entries 11",
         "oee_stream_host_events_total{event=\"seq_gaps\"} 0",
         "stream_processor_pipeline_duration_seconds_count{stage=\"decode\"} 1",
+        "oee_stream_rows_written_total{table=\"telemetry\"} 5",
+        "oee_stream_rows_written_total{table=\"faults\"} 0",
+        "oee_stream_spool_bytes 4096",
     ] {
         assert!(
             body.lines().any(|l| l == line),

@@ -608,6 +608,28 @@ fn gap_not_filled_applies_buffered_in_order_and_asks_exactly_once_after_timeout(
 }
 
 #[test]
+fn flush_applies_buffered_messages_in_order_without_a_rebirth() {
+    let mut h = online_host(cfg());
+    feed(&mut h, &topic("NDATA", None), &ndata(5, 5), 10);
+    feed(&mut h, &topic("NDATA", None), &ndata(4, 4), 20);
+    let mut out = Vec::new();
+    h.flush(30, &mut out);
+    let order: Vec<Option<u8>> = samples(&out).iter().map(|s| s.seq).collect();
+    assert_eq!(order, [Some(4), Some(5)]);
+    assert!(rebirths(&out).is_empty());
+    assert_eq!(h.next_deadline(), None);
+    let k = h.counters();
+    assert_eq!(
+        (k.reorder_flushed, k.seq_gaps, k.rebirth_requests),
+        (1, 0, 0)
+    );
+    // Nothing left to flush.
+    let mut again = Vec::new();
+    h.flush(40, &mut again);
+    assert!(again.is_empty());
+}
+
+#[test]
 fn zero_reorder_timeout_asks_for_a_rebirth_at_once() {
     let mut h = online_host(HostConfig {
         reorder_timeout_ms: 0,

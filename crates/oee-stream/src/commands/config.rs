@@ -35,6 +35,23 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+impl Invalid {
+    pub fn new(file: &Path, count: usize) -> Invalid {
+        Invalid {
+            file: file.to_path_buf(),
+            count,
+        }
+    }
+}
+
+/// Every problem on standard error, one per line.
+pub fn print_diagnostics(diags: &[settings::ConfigDiagnostic]) {
+    let mut err = io::stderr().lock();
+    for d in diags {
+        let _ = writeln!(err, "{d}");
+    }
+}
+
 /// Validates the file exactly as `run` does before it connects to anything. Prints every
 /// problem as `FILE:LINE:COLUMN: key.path: message` on standard error; on success, the warnings
 /// and a one-line summary on standard output.
@@ -50,14 +67,8 @@ pub fn check(args: &CheckConfigArgs) -> Result<(), Invalid> {
             Ok(())
         }
         Err(diags) => {
-            let mut err = io::stderr().lock();
-            for d in &diags {
-                let _ = writeln!(err, "{d}");
-            }
-            Err(Invalid {
-                file: args.file.clone(),
-                count: diags.len(),
-            })
+            print_diagnostics(&diags);
+            Err(Invalid::new(&args.file, diags.len()))
         }
     }
 }

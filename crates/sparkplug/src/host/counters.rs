@@ -73,6 +73,8 @@ pub struct HostCounters {
     pub seq_gaps: u64,
     /// Buffered messages dropped because a new NBIRTH, NDEATH or connection loss ended the session.
     pub reorder_discarded: u64,
+    /// Reorder buffers applied as they were because the host was flushed (shutdown).
+    pub reorder_flushed: u64,
     /// Reorder buffers that overflowed `max_buffered_per_node`.
     pub reorder_overflow: u64,
     /// Messages with a seq behind the expected one (late or duplicate).

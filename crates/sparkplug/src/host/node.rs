@@ -791,6 +791,19 @@ impl Node {
         cx.want_rebirth(RebirthReason::SequenceGap);
     }
 
+    /// Shutdown: applies what waits in the reorder buffer, in seq order, without asking for a
+    /// rebirth (there will be no session to answer it).
+    pub(crate) fn flush_reorder(&mut self, cx: &mut Cx<'_>) {
+        if self.reorder.is_empty() {
+            return;
+        }
+        cx.counters.reorder_flushed += 1;
+        for (seq, msg) in self.reorder.drain_in_order(self.expected) {
+            self.expected = seq.wrapping_add(1);
+            self.apply(msg, false, cx);
+        }
+    }
+
     /// Reorder timeout.
     pub(crate) fn poll_reorder(&mut self, cx: &mut Cx<'_>) {
         if self.reorder.deadline.is_some_and(|d| d <= cx.now) {
