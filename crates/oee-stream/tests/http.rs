@@ -9,25 +9,11 @@ use oee_stream::metrics;
 use oee_stream::pipeline::PipelineStats;
 use oee_stream::sink::SinkStats;
 use oee_stream::source::mqtt::SessionStatus;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
-/// A minimal HTTP/1.1 GET: (status code, body).
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connects");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.expect("writes");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.expect("reads");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    (code, body.to_string())
-}
+mod support;
+use support::http_get as get;
 
 struct Server {
     addr: std::net::SocketAddr,

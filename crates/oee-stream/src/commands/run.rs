@@ -4,6 +4,7 @@
 //! what they received, and drains the sink to the database or the spool: nothing received is
 //! lost.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -60,6 +61,7 @@ fn init_logging(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second initialisation (tests) is harmless: the first subscriber stays.
     let _ = match settings.file.log.format {
