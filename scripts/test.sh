@@ -12,8 +12,6 @@ step "checking for Mosquitto (the MQTT integration tests start their own brokers
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     apt-get update && apt-get install -y mosquitto
 fi
-# The package starts a system broker on 1883; the tests do not need it.
-systemctl disable --now mosquitto >/dev/null 2>&1 || true
 
 step "checking the committed protobuf code against proto/sparkplug_b.proto"
 cargo run --quiet --locked -p xtask -- check-proto
