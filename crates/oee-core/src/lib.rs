@@ -4,6 +4,8 @@
 
 pub mod calendar;
 pub mod counters;
+pub mod faults;
 pub mod intervals;
 pub mod kpi;
 pub mod types;
+pub mod windows;
