@@ -339,6 +339,9 @@ struct Machine {
     slices: BTreeMap<Ms, (Ms, Sums)>,
     dirty: Vec<(Ms, Ms)>,
     emitted: BTreeMap<(WindowKind, Ms), Emitted>,
+    /// Inputs before this were pruned: older slices can only have their failure fields
+    /// recomputed (episodes are kept by the fault tracker).
+    pruned_before: Ms,
 }
 
 impl Machine {
@@ -356,6 +359,7 @@ impl Machine {
             slices: BTreeMap::new(),
             dirty: Vec::new(),
             emitted: BTreeMap::new(),
+            pruned_before: Ms::MIN,
         }
     }
 
@@ -829,6 +833,7 @@ impl OeeEngine {
         let rev_h = w.saturating_sub(self.p.revision_horizon_ms);
         let keep_h = w.saturating_sub(self.keep_ms());
         for m in self.machines.values_mut() {
+            m.pruned_before = m.pruned_before.max(rev_h);
             // States: keep the last one at or before the horizon and the whole stop it is in.
             let mut i = m
                 .states
@@ -1035,6 +1040,16 @@ fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
             }
         }
     }
+    add_failures(m, a, b, &mut s);
+    s
+}
+
+/// Sets the failure fields of slice `[a, b)`: episodes that started in it.
+fn add_failures(m: &Machine, a: Ms, b: Ms, s: &mut Sums) {
+    s.failures = 0;
+    s.closed_failures = 0;
+    s.open_failures = 0;
+    s.ttr_ms = 0;
     let e0 = m.episodes.partition_point(|e| e.0 < a);
     for e in m.episodes[e0..].iter().take_while(|e| e.0 < b) {
         s.failures += 1;
@@ -1046,7 +1061,6 @@ fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
             None => s.open_failures += 1,
         }
     }
-    s
 }
 
 /// The sum of a machine's slices over `[start, end)`, if they cover it exactly.
@@ -1140,7 +1154,13 @@ fn advance_machine(
         }
         for a in keys {
             let b = m.slices[&a].0;
-            let s = compute_slice(ctx, m, a, b);
+            let s = if a < m.pruned_before {
+                let mut s = m.slices[&a].1;
+                add_failures(m, a, b, &mut s);
+                s
+            } else {
+                compute_slice(ctx, m, a, b)
+            };
             if m.slices[&a].1 != s {
                 m.slices.insert(a, (b, s));
                 touched.extend(ctx.windows_containing(a, b));
