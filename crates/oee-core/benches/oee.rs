@@ -65,8 +65,8 @@ fn workload() -> Vec<Option<OeeInput>> {
                 bits: 16,
                 session: 1,
             }));
-            if s % 10 == 0 {
-                if r % 7 == 0 {
+            if s.rem_euclid(10) == 0 {
+                if r.is_multiple_of(7) {
                     rejects[i] += 1;
                 }
                 v.push(Some(OeeInput::Counter {
@@ -79,7 +79,7 @@ fn workload() -> Vec<Option<OeeInput>> {
                     session: 1,
                 }));
             }
-            if r % 240 == 0 {
+            if r.is_multiple_of(240) {
                 running[i] = !running[i];
                 v.push(Some(OeeInput::State {
                     machine: id.clone(),
