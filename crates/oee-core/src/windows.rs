@@ -1020,6 +1020,9 @@ fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
             if d.gap_attributed {
                 s.gap_attributed += 1;
             }
+            if d.kind == DeltaKind::Duplicate {
+                continue; // a birth re-send: nothing happened
+            }
             let n = d.delta as i64;
             let ideal = ict.map_or(0, |c| c.ns as i128) * n as i128;
             match k {
