@@ -19,26 +19,38 @@ use std::sync::Arc;
 
 use crate::types::{MachineId, Ms};
 
-/// How a rule matches a fault code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CodeMatch {
-    /// Exactly this code.
-    Exact(i64),
-    /// An inclusive range.
-    Range(i64, i64),
-    /// A glob over the decimal code (`*` any run, `?` one character), e.g. `"18*"`.
-    Pattern(String),
-}
-
-/// A severity rule. Exact rules win over ranges, ranges over patterns; first match in each.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A severity rule: every condition given must hold; the first matching rule (list order)
+/// wins, the same semantics as the `faults.severity_rules` config section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeverityRule {
-    /// Which codes.
-    pub matcher: CodeMatch,
-    /// Severity 1–1000 (OPC UA bands: 801–1000 high … 1–200 low).
-    pub severity: u16,
+    /// Exactly this code.
+    pub code: Option<i64>,
+    /// An inclusive code range.
+    pub range: Option<(i64, i64)>,
+    /// A glob over the decimal code (`*` any run, `?` one character), e.g. `"18*"`.
+    pub code_pattern: Option<String>,
+    /// A glob over the machine id, e.g. `"press-*"`.
+    pub machine_pattern: Option<String>,
+    /// Severity 1–1000 (OPC UA bands: 801–1000 high … 1–200 low); `None` = default.
+    pub severity: Option<u16>,
     /// Whether these faults are failures (count for MTBF/MTTR); `None` = by severity threshold.
     pub failure: Option<bool>,
+}
+
+impl SeverityRule {
+    /// True when every condition given holds.
+    pub fn matches(&self, machine: &str, code: i64) -> bool {
+        self.code.is_none_or(|c| c == code)
+            && self.range.is_none_or(|(lo, hi)| (lo..=hi).contains(&code))
+            && self
+                .code_pattern
+                .as_ref()
+                .is_none_or(|p| glob(p.as_bytes(), code.to_string().as_bytes()))
+            && self
+                .machine_pattern
+                .as_ref()
+                .is_none_or(|p| glob(p.as_bytes(), machine.as_bytes()))
+    }
 }
 
 /// Fault tracking parameters.
@@ -46,7 +58,7 @@ pub struct SeverityRule {
 pub struct FaultParams {
     /// Re-activation within this time after resolution merges (inclusive). Default 300 000.
     pub dedup_window_ms: Ms,
-    /// Severity rules.
+    /// Severity rules, first match wins.
     pub severity_rules: Vec<SeverityRule>,
     /// Severity when no rule matches and the input carries none. Default 500.
     pub default_severity: u16,
@@ -86,25 +98,18 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 }
 
 impl FaultParams {
-    /// The rule for a code, if any.
-    pub fn rule(&self, code: i64) -> Option<&SeverityRule> {
-        let r = &self.severity_rules;
-        r.iter()
-            .find(|r| r.matcher == CodeMatch::Exact(code))
-            .or_else(|| {
-                r.iter().find(|r| matches!(r.matcher, CodeMatch::Range(lo, hi) if (lo..=hi).contains(&code)))
-            })
-            .or_else(|| {
-                let text = code.to_string();
-                r.iter().find(|r| matches!(&r.matcher, CodeMatch::Pattern(p) if glob(p.as_bytes(), text.as_bytes())))
-            })
+    /// The first rule matching a machine id and code, if any.
+    pub fn rule(&self, machine: &str, code: i64) -> Option<&SeverityRule> {
+        self.severity_rules
+            .iter()
+            .find(|r| r.matches(machine, code))
     }
 
-    /// Severity and failure class of one activation.
-    pub fn classify(&self, code: i64, explicit: Option<u16>) -> (u16, bool) {
-        let rule = self.rule(code);
+    /// Severity and failure class of one activation (a severity carried by the signal wins).
+    pub fn classify(&self, machine: &str, code: i64, explicit: Option<u16>) -> (u16, bool) {
+        let rule = self.rule(machine, code);
         let sev = explicit
-            .or(rule.map(|r| r.severity))
+            .or(rule.and_then(|r| r.severity))
             .unwrap_or(self.default_severity);
         let failure = rule
             .and_then(|r| r.failure)
@@ -259,7 +264,7 @@ fn apply(
     let t = input.ts;
     match &input.kind {
         InputKind::Activate { severity } => {
-            let (sev, failure) = p.classify(code, *severity);
+            let (sev, failure) = p.classify(&machine.machine, code, *severity);
             if let Some(last) = inst.last_mut() {
                 match last.state {
                     FaultState::Active | FaultState::Acknowledged => return None,

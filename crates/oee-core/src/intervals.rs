@@ -106,6 +106,9 @@ pub struct TimeParams {
     pub minor_stops: MinorStops,
     /// Unknown time excluded or counted as downtime.
     pub unknown_policy: UnknownPolicy,
+    /// Planned-stop *states* are a loss inside planned time (Vorne) instead of being excluded
+    /// (calendar breaks stay excluded either way).
+    pub planned_stop_is_loss: bool,
 }
 
 /// Where the unplanned stop containing `states[i]` starts and ends (`None` = still open).
@@ -176,7 +179,12 @@ fn add_piece(s: &mut Sums, eff: Eff, cal: CalCat, len: Ms, p: &TimeParams) {
                 s.setup_ms += len;
                 s.ppt_ms += len;
             }
-            Category::PlannedStop => s.planned_stop_ms += len,
+            Category::PlannedStop => {
+                s.planned_stop_ms += len;
+                if p.planned_stop_is_loss {
+                    s.ppt_ms += len;
+                }
+            }
             Category::NotScheduled => s.not_scheduled_ms += len,
             Category::Unknown => {
                 s.unknown_ms += len;
@@ -263,6 +271,7 @@ mod tests {
         micro_stop_ms: 120_000,
         minor_stops: MinorStops::Performance,
         unknown_policy: UnknownPolicy::Exclude,
+        planned_stop_is_loss: false,
     };
 
     fn ev(ts: Ms, category: Category) -> StateEvent {

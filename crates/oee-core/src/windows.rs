@@ -66,6 +66,14 @@ pub struct OeeParams {
     pub tbf_basis: TbfBasis,
     /// Shift calendar per site id; a site without one has all time planned.
     pub calendars: HashMap<Arc<str>, Calendar>,
+    /// Planned-stop states are a loss (Vorne) rather than excluded. Default false.
+    pub planned_stop_is_loss: bool,
+    /// Emit shift windows (sites with a calendar). Default true.
+    pub shift_windows: bool,
+    /// Emit day windows (local days of sites with a calendar). Default true.
+    pub day_windows: bool,
+    /// Sites without a calendar get UTC day windows (all time planned). Default false.
+    pub utc_days_without_calendar: bool,
 }
 
 impl Default for OeeParams {
@@ -88,6 +96,10 @@ impl Default for OeeParams {
             not_running: Category::UnplannedStop,
             tbf_basis: TbfBasis::RunPlusSetup,
             calendars: HashMap::new(),
+            planned_stop_is_loss: false,
+            shift_windows: true,
+            day_windows: true,
+            utc_days_without_calendar: false,
         }
     }
 }
@@ -277,6 +289,8 @@ struct Emitted {
 #[derive(Debug)]
 struct SiteCal {
     cal: Calendar,
+    /// No calendar, only UTC days: everything is planned.
+    all_planned: bool,
     from: Ms,
     to: Ms,
     timeline: Vec<(Ms, CalCat)>,
@@ -286,9 +300,10 @@ struct SiteCal {
 }
 
 impl SiteCal {
-    fn new(cal: Calendar) -> Self {
+    fn new(cal: Calendar, all_planned: bool) -> Self {
         Self {
             cal,
+            all_planned,
             from: 0,
             to: 0,
             timeline: Vec::new(),
@@ -306,7 +321,11 @@ impl SiteCal {
         let to = hi.max(self.to) + 7 * DAY_MS;
         self.from = from;
         self.to = to;
-        self.timeline = self.cal.timeline(from, to);
+        self.timeline = if self.all_planned {
+            Vec::new()
+        } else {
+            self.cal.timeline(from, to)
+        };
         self.shifts = self.cal.shifts_between(from, to);
         self.days.clear();
         let mut t = self.cal.day_bounds(from).0;
@@ -444,11 +463,12 @@ impl OeeEngine {
             micro_stop_ms: p.micro_stop_ms,
             minor_stops: p.minor_stops,
             unknown_policy: p.unknown_policy,
+            planned_stop_is_loss: p.planned_stop_is_loss,
         };
         let sites = p
             .calendars
             .iter()
-            .map(|(k, c)| (k.clone(), SiteCal::new(c.clone())))
+            .map(|(k, c)| (k.clone(), SiteCal::new(c.clone(), false)))
             .collect();
         Self {
             p,
@@ -484,6 +504,10 @@ impl OeeEngine {
                 .copied()
                 .or(self.p.default_ideal_cycle);
             self.machines.insert(id.clone(), Machine::new(ict));
+            if self.p.utc_days_without_calendar && !self.sites.contains_key(&id.site) {
+                let utc = Calendar::with_zone(jiff::tz::TimeZone::UTC, Vec::new());
+                self.sites.insert(id.site.clone(), SiteCal::new(utc, true));
+            }
             self.lines
                 .entry(id.line_id())
                 .or_default()
@@ -962,10 +986,18 @@ impl Ctx<'_> {
             v.push((WindowKind::Rolling, b - r.len_ms, b, None));
         }
         if let Some(c) = self.site {
-            for s in c.shifts.iter().filter(|s| s.end == b && s.start >= origin) {
+            for s in c
+                .shifts
+                .iter()
+                .filter(|s| self.p.shift_windows && s.end == b && s.start >= origin)
+            {
                 v.push((WindowKind::Shift, s.start, s.end, Some(s.name.clone())));
             }
-            for d in c.days.iter().filter(|d| d.1 == b && d.0 >= origin) {
+            for d in c
+                .days
+                .iter()
+                .filter(|d| self.p.day_windows && d.1 == b && d.0 >= origin)
+            {
                 v.push((WindowKind::Day, d.0, d.1, None));
             }
         }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use common::*;
 use oee_core::calendar::Calendar;
 use oee_core::counters::CounterKind;
-use oee_core::faults::{
-    CodeMatch, FaultParams, FaultState, FaultTracker, FaultTransition, SeverityRule,
-};
+use oee_core::faults::{FaultParams, FaultState, FaultTracker, FaultTransition, SeverityRule};
 use oee_core::intervals::Category;
 use oee_core::kpi::Flags;
 use oee_core::windows::{
@@ -115,25 +113,48 @@ fn out_of_order_fault_inputs_give_the_same_instances() {
 
 #[test]
 fn severity_rules_by_code_range_and_pattern() {
-    let rule = |matcher, severity, failure| SeverityRule {
-        matcher,
-        severity,
-        failure,
-    };
     let p = FaultParams {
         severity_rules: vec![
-            rule(CodeMatch::Pattern("18*".into()), 700, None),
-            rule(CodeMatch::Range(1800, 1899), 400, Some(false)),
-            rule(CodeMatch::Exact(1801), 900, None),
+            SeverityRule {
+                code: Some(1801),
+                severity: Some(900),
+                ..Default::default()
+            },
+            SeverityRule {
+                code: Some(1802),
+                machine_pattern: Some("press-*".into()),
+                severity: Some(950),
+                ..Default::default()
+            },
+            SeverityRule {
+                range: Some((1800, 1899)),
+                severity: Some(400),
+                failure: Some(false),
+                ..Default::default()
+            },
+            SeverityRule {
+                code_pattern: Some("18*".into()),
+                severity: Some(700),
+                ..Default::default()
+            },
         ],
         ..FaultParams::default()
     };
-    assert_eq!(p.classify(1801, None), (900, true), "exact wins");
-    assert_eq!(p.classify(1850, None), (400, false), "then ranges");
-    assert_eq!(p.classify(18_000, None), (700, true), "then patterns");
-    assert_eq!(p.classify(5, None), (500, true), "default");
+    assert_eq!(p.classify("m1", 1801, None), (900, true), "by code");
     assert_eq!(
-        p.classify(1850, Some(999)).0,
+        p.classify("press-7", 1802, None),
+        (950, true),
+        "by code and machine"
+    );
+    assert_eq!(
+        p.classify("m1", 1802, None),
+        (400, false),
+        "first match in list order: the range"
+    );
+    assert_eq!(p.classify("m1", 18_000, None), (700, true), "by pattern");
+    assert_eq!(p.classify("m1", 5, None), (500, true), "default");
+    assert_eq!(
+        p.classify("m1", 1850, Some(999)).0,
         999,
         "a severity carried by the signal wins"
     );
@@ -325,4 +346,37 @@ fn zero_denominators_are_null() {
         ),
         (None, None, None, None, None, None, None, None, None)
     );
+}
+
+#[test]
+fn planned_stop_states_can_be_a_loss() {
+    for (loss, ppt) in [(false, 45 * MIN), (true, H)] {
+        let mut f = Feed::new(OeeParams {
+            planned_stop_is_loss: loss,
+            ..params()
+        });
+        let m = m1();
+        f.run(&m, at(8, 0, 0));
+        f.state(&m, at(8, 45, 0), Category::PlannedStop);
+        f.wm(at(9, 0, 0));
+        let s = f.win(&m, WindowKind::Tumbling, at(8, 0, 0)).sums;
+        assert_eq!((s.ppt_ms, s.planned_stop_ms), (ppt, 15 * MIN));
+    }
+}
+
+#[test]
+fn sites_without_a_calendar_can_have_utc_days() {
+    let mut f = Feed::new(OeeParams {
+        utc_days_without_calendar: true,
+        ..params()
+    });
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.wm(at(24, 0, 0));
+    let d = f.win(&m, WindowKind::Day, T0);
+    assert_eq!(
+        (d.sums.at_ms, d.sums.ppt_ms, d.sums.run_ms),
+        (24 * H, 16 * H, 16 * H)
+    );
+    assert_eq!(d.sums.unknown_ms, 8 * H, "before the first state");
 }
