@@ -721,9 +721,10 @@ impl OeeEngine {
             self.stats.duplicates += 1;
             return;
         };
-        if m.origin.is_none() || ev.ts >= m.horizon {
+        if m.origin.is_none() {
             return;
         }
+        // Even an event after the horizon can close a stop whose start is in final slices.
         // The intervals around the new event change, and so may the whole stops they belong to.
         let s = &m.states;
         let mut lo = i.saturating_sub(1);
