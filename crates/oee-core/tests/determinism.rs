@@ -45,6 +45,8 @@ enum Ev {
     State(usize, Ms, u8),
     Count(usize, Ms, u8, i128),
     Fault(usize, Ms, i64, bool),
+    FaultCode(usize, Ms, i64),
+    Ict(usize, Ms, u64),
 }
 
 fn machines() -> [MachineId; 2] {
@@ -79,6 +81,18 @@ fn to_input(ev: &Ev, seq: u64) -> OeeInput {
             bits: 16,
             session: 1,
         },
+        Ev::FaultCode(m, ts, code) => OeeInput::FaultCode {
+            machine: ms[m].clone(),
+            code,
+            ts_ms: ts,
+            seq,
+        },
+        Ev::Ict(m, ts, ms_per) => OeeInput::IdealCycle {
+            machine: ms[m].clone(),
+            ts_ms: ts,
+            seq,
+            cycle: IdealCycle::from_millis(ms_per),
+        },
         Ev::Fault(m, ts, code, active) => OeeInput::Fault {
             machine: ms[m].clone(),
             code,
@@ -105,6 +119,8 @@ fn events() -> impl Strategy<Value = Vec<(Ev, Ms)>> {
             c,
             a
         )),
+        (0..2usize, 0..3 * H, 0..4i64).prop_map(|(m, t, c)| Ev::FaultCode(m, T0 + t, c * 10)),
+        (0..2usize, 0..3 * H, 500..3000u64).prop_map(|(m, t, c)| Ev::Ict(m, T0 + t, c)),
     ];
     prop::collection::vec((ev, 0..LATENESS), 1..120)
 }
@@ -112,6 +128,7 @@ fn events() -> impl Strategy<Value = Vec<(Ev, Ms)>> {
 fn ts_of(e: &Ev) -> Ms {
     match e {
         Ev::State(_, t, _) | Ev::Count(_, t, _, _) | Ev::Fault(_, t, _, _) => *t,
+        Ev::FaultCode(_, t, _) | Ev::Ict(_, t, _) => *t,
     }
 }
 
