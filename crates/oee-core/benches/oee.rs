@@ -6,13 +6,16 @@
 //! so hour and rolling windows (1 h every 5 min), line roll-ups and fault events are all
 //! produced inside the measured loop. Run with `cargo bench -p oee-core --bench oee`.
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use oee_core::calendar::{Calendar, ShiftRule};
 use oee_core::counters::CounterKind;
 use oee_core::faults::FaultParams;
 use oee_core::types::{IdealCycle, MachineId, Ms};
-use oee_core::windows::{OeeEngine, OeeInput, OeeParams, Output, StateValue};
+use oee_core::windows::{OeeEngine, OeeInput, OeeParams, Output, RollingParams, StateValue};
 
 const MACHINES: usize = 1000;
 const SECONDS: i64 = 20 * 60;
@@ -112,8 +115,27 @@ fn params() -> OeeParams {
     }
 }
 
-fn run(inputs: &[Option<OeeInput>]) -> usize {
-    let mut e = OeeEngine::new(params(), FaultParams::default());
+/// The config defaults instead: rolling window re-emitted every 60 s, and a site calendar
+/// (two shifts with breaks, Europe/Berlin) so shift and day windows are cut too.
+fn params_calendar() -> OeeParams {
+    let t = |h, m| jiff::civil::time(h, m, 0, 0);
+    let shifts = vec![
+        ShiftRule::daily("early", t(6, 0), t(14, 0)).with_break(t(10, 0), t(10, 30)),
+        ShiftRule::daily("late", t(14, 0), t(22, 0)).with_break(t(18, 0), t(18, 30)),
+    ];
+    let cal = Calendar::new("Europe/Berlin", shifts).expect("known zone");
+    OeeParams {
+        rolling: Some(RollingParams {
+            len_ms: 3_600_000,
+            every_ms: 60_000,
+        }),
+        calendars: HashMap::from([(Arc::from("plant"), cal)]),
+        ..params()
+    }
+}
+
+fn run(inputs: &[Option<OeeInput>], p: &OeeParams) -> usize {
+    let mut e = OeeEngine::new(p.clone(), FaultParams::default());
     let mut out: Vec<Output> = Vec::with_capacity(1 << 16);
     let mut emitted = 0;
     for i in inputs {
@@ -135,8 +157,12 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("oee");
     g.throughput(Throughput::Elements(signals));
     g.sample_size(10);
+    let (p, pc) = (params(), params_calendar());
     g.bench_function("1000_machines_20min", |b| {
-        b.iter(|| black_box(run(black_box(&inputs))))
+        b.iter(|| black_box(run(black_box(&inputs), &p)))
+    });
+    g.bench_function("1000_machines_20min_calendar_rolling_60s", |b| {
+        b.iter(|| black_box(run(black_box(&inputs), &pc)))
     });
     g.finish();
 }

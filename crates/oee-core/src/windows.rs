@@ -291,6 +291,8 @@ struct SiteCal {
     cal: Calendar,
     /// No calendar, only UTC days: everything is planned.
     all_planned: bool,
+    /// The hour phase when it is the same over the whole covered range (the usual case).
+    phase_const: Option<Ms>,
     from: Ms,
     to: Ms,
     timeline: Vec<(Ms, CalCat)>,
@@ -304,6 +306,7 @@ impl SiteCal {
         Self {
             cal,
             all_planned,
+            phase_const: None,
             from: 0,
             to: 0,
             timeline: Vec::new(),
@@ -341,6 +344,11 @@ impl SiteCal {
         b.sort_unstable();
         b.dedup();
         self.bounds = b;
+        let p0 = self.cal.hour_phase(from);
+        let same = (from..to)
+            .step_by(3_600_000)
+            .all(|t| self.cal.hour_phase(t) == p0);
+        self.phase_const = same.then_some(p0);
     }
 }
 
@@ -940,7 +948,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn phase(&self, t: Ms) -> Ms {
-        self.site.map_or(0, |c| c.cal.hour_phase(t))
+        match self.site {
+            None => 0,
+            Some(c) => c.phase_const.unwrap_or_else(|| c.cal.hour_phase(t)),
+        }
     }
 
     fn next_boundary(&self, h: Ms) -> Ms {
