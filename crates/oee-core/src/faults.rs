@@ -14,10 +14,9 @@
 //! final instances do not depend on arrival order. Instance ids are derived from machine, code
 //! and first activation time (FNV-1a), never random.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::types::{MachineId, Ms};
+use crate::types::{FastMap, MachineId, Ms};
 
 /// A severity rule: every condition given must hold; the first matching rule (list order)
 /// wins, the same semantics as the `faults.severity_rules` config section.
@@ -337,9 +336,9 @@ fn apply(
 #[derive(Debug, Default)]
 pub struct FaultTracker {
     params: FaultParams,
-    keys: HashMap<(MachineId, i64), KeyState>,
-    by_id: HashMap<FaultInstanceId, (MachineId, i64)>,
-    by_machine: HashMap<MachineId, Vec<i64>>,
+    keys: FastMap<(MachineId, i64), KeyState>,
+    by_id: FastMap<FaultInstanceId, (MachineId, i64)>,
+    by_machine: FastMap<MachineId, Vec<i64>>,
     /// Acks naming an instance id that is not known.
     pub unknown_acks: u64,
 }

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// Internal hash map: foldhash with a fixed seed (fast, and the same on every run).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
 /// Event time in milliseconds since the Unix epoch (UTC). Every duration is integer ms.
 pub type Ms = i64;
 

@@ -21,7 +21,7 @@ use crate::intervals::{
     unclassified_from,
 };
 use crate::kpi::{Flags, Kpis, Sums, TbfBasis};
-use crate::types::{IdealCycle, LineId, MachineId, Ms};
+use crate::types::{FastMap, IdealCycle, LineId, MachineId, Ms};
 
 const DAY_MS: Ms = 86_400_000;
 
@@ -443,9 +443,9 @@ pub struct OeeEngine {
     tp: TimeParams,
     step: Ms,
     faults: FaultTracker,
-    sites: HashMap<Arc<str>, SiteCal>,
-    machines: HashMap<MachineId, Machine>,
-    lines: HashMap<LineId, Line>,
+    sites: FastMap<Arc<str>, SiteCal>,
+    machines: FastMap<MachineId, Machine>,
+    lines: FastMap<LineId, Line>,
     watermark: Ms,
     max_ts: Ms,
     last_prune: Ms,
@@ -484,8 +484,8 @@ impl OeeEngine {
             step,
             faults: FaultTracker::new(fault_params),
             sites,
-            machines: HashMap::new(),
-            lines: HashMap::new(),
+            machines: FastMap::default(),
+            lines: FastMap::default(),
             watermark: Ms::MIN,
             max_ts: Ms::MIN,
             last_prune: Ms::MIN,
@@ -763,16 +763,8 @@ impl OeeEngine {
         }
         let first_out = out.len();
         let keep = self.keep_ms();
-        for (site, sc) in self.sites.iter_mut() {
-            let lo = self
-                .machines
-                .iter()
-                .filter(|(id, _)| id.site == *site)
-                .map(|(_, m)| m.origin.unwrap_or(m.min_ts).max(w - keep))
-                .min();
-            if let Some(lo) = lo {
-                sc.ensure(lo.min(w), w + self.step);
-            }
+        for sc in self.sites.values_mut() {
+            sc.ensure(w - keep, w + self.step);
         }
         let mut pending: Vec<PendingLineWindow> = Vec::new();
         for (id, m) in self.machines.iter_mut() {
