@@ -60,11 +60,12 @@ impl CounterSample {
     /// Builds a sample, reducing `raw` modulo `2^bits` (`bits` is clamped to 1..=64).
     pub fn new(ts: Ms, seq: u64, raw: i128, bits: u8, session: u64) -> Self {
         let bits = bits.clamp(1, 64);
-        let m = 1i128 << bits;
+        // Two's complement masking is `raw mod 2^bits` (no 128-bit division).
+        let mask = u64::MAX >> (64 - bits);
         Self {
             ts,
             seq,
-            value: raw.rem_euclid(m) as u64,
+            value: (raw as u64) & mask,
             bits,
             session,
         }

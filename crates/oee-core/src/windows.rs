@@ -782,7 +782,7 @@ impl OeeEngine {
             }
         }
         self.roll_up_lines(out);
-        if w >= self.last_prune.saturating_add(self.step) {
+        if w >= self.last_prune.saturating_add(self.step.max(600_000)) {
             self.prune(w);
             self.last_prune = w;
         }
