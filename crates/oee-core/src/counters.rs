@@ -168,7 +168,8 @@ pub fn delta(prev: Option<&CounterSample>, cur: &CounterSample, max_delta: Optio
             gap_attributed: session_changed && d > 0,
         };
     }
-    if session_changed {
+    if session_changed || p.bits != cur.bits {
+        // A decrease across a new session, or a changed datatype: start again from here.
         return baseline;
     }
     let m: u128 = 1u128 << cur.bits.clamp(1, 64);

@@ -24,6 +24,10 @@ use crate::kpi::{Flags, Kpis, Sums, TbfBasis};
 use crate::types::{FastMap, IdealCycle, LineId, MachineId, Ms};
 
 const DAY_MS: Ms = 86_400_000;
+/// Accepted event times: 1970-01-01 to 9999-12-31 (the zone database's range), so that no
+/// time arithmetic can overflow.
+const MIN_TS: Ms = 0;
+const MAX_TS: Ms = 253_402_300_799_999;
 
 /// The rolling window: the last `len_ms`, re-emitted every `every_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,6 +275,8 @@ pub struct Stats {
     pub before_origin: u64,
     /// Window recomputations that changed a result (revisions emitted).
     pub revisions: u64,
+    /// Inputs with a timestamp outside 1970-01-01 … 9999-12-31, dropped.
+    pub invalid_ts: u64,
 }
 
 /// End and label of a window.
@@ -320,8 +326,8 @@ impl SiteCal {
         if lo >= self.from && hi <= self.to {
             return;
         }
-        let from = lo - 2 * DAY_MS;
-        let to = hi.max(self.to) + 7 * DAY_MS;
+        let from = lo.saturating_sub(2 * DAY_MS);
+        let to = hi.max(self.to).saturating_add(7 * DAY_MS);
         self.from = from;
         self.to = to;
         self.timeline = if self.all_planned {
@@ -335,7 +341,10 @@ impl SiteCal {
         while t < to {
             let (s, e) = self.cal.day_bounds(t);
             self.days.push((s, e));
-            t = e.max(s + 1);
+            if e <= t {
+                break; // outside the zone database's range
+            }
+            t = e;
         }
         let mut b: Vec<Ms> = self.days.iter().map(|d| d.0).collect();
         for s in &self.shifts {
@@ -433,7 +442,7 @@ fn gcd(a: Ms, b: Ms) -> Ms {
 
 /// Start of the aligned period of `size` containing `t`, with hours shifted by `phase`.
 fn align(t: Ms, size: Ms, phase: Ms) -> Ms {
-    t - (t - phase).rem_euclid(size)
+    t - t.saturating_sub(phase).rem_euclid(size)
 }
 
 /// The OEE engine: inputs in, window results and fault events out.
@@ -542,6 +551,20 @@ impl OeeEngine {
     /// Feeds one input. Fault transitions are emitted at once; window results when the
     /// watermark passes their end (see [`OeeEngine::advance_watermark`]).
     pub fn push(&mut self, input: &OeeInput, out: &mut Vec<Output>) {
+        let ts = match input {
+            OeeInput::State { ts_ms, .. }
+            | OeeInput::Counter { ts_ms, .. }
+            | OeeInput::IdealCycle { ts_ms, .. }
+            | OeeInput::Fault { ts_ms, .. }
+            | OeeInput::FaultCode { ts_ms, .. }
+            | OeeInput::Ack { ts_ms, .. }
+            | OeeInput::Offline { ts_ms, .. } => *ts_ms,
+            OeeInput::Watermark(ts) => (*ts).clamp(MIN_TS, MAX_TS),
+        };
+        if !(MIN_TS..=MAX_TS).contains(&ts) {
+            self.stats.invalid_ts += 1;
+            return;
+        }
         match input {
             OeeInput::State {
                 machine,
@@ -682,7 +705,7 @@ impl OeeEngine {
                 self.faults.ack(*instance, who, *ts_ms, &mut ev);
                 out.extend(ev.into_iter().map(Output::Fault));
             }
-            OeeInput::Watermark(ts) => self.advance_watermark(*ts, out),
+            OeeInput::Watermark(_) => self.advance_watermark(ts, out),
         }
     }
 
@@ -754,9 +777,9 @@ impl OeeEngine {
         let auto = if self.max_ts == Ms::MIN {
             Ms::MIN
         } else {
-            self.max_ts - self.p.allowed_lateness_ms
+            self.max_ts.saturating_sub(self.p.allowed_lateness_ms)
         };
-        let w = self.watermark.max(ts).max(auto);
+        let w = self.watermark.max(ts.min(MAX_TS)).max(auto);
         self.watermark = w;
         if w == Ms::MIN {
             return;
@@ -764,7 +787,7 @@ impl OeeEngine {
         let first_out = out.len();
         let keep = self.keep_ms();
         for sc in self.sites.values_mut() {
-            sc.ensure(w - keep, w + self.step);
+            sc.ensure(w.saturating_sub(keep), w.saturating_add(self.step));
         }
         let mut pending: Vec<PendingLineWindow> = Vec::new();
         for (id, m) in self.machines.iter_mut() {
@@ -772,6 +795,7 @@ impl OeeEngine {
                 p: &self.p,
                 tp: &self.tp,
                 step: self.step,
+                keep,
                 site: self.sites.get(&id.site),
             };
             advance_machine(&ctx, id, m, w, out, &mut pending, &mut self.stats);
@@ -905,6 +929,7 @@ impl OeeEngine {
             p: &self.p,
             tp: &self.tp,
             step: self.step,
+            keep: self.keep_ms(),
             site: self.sites.get(&machine.site),
         };
         let w = self.watermark;
@@ -935,6 +960,8 @@ struct Ctx<'a> {
     p: &'a OeeParams,
     tp: &'a TimeParams,
     step: Ms,
+    /// Slices older than this behind the watermark are never needed.
+    keep: Ms,
     site: Option<&'a SiteCal>,
 }
 
@@ -947,7 +974,7 @@ impl Ctx<'_> {
     }
 
     fn next_boundary(&self, h: Ms) -> Ms {
-        let nb = align(h, self.step, self.phase(h)) + self.step;
+        let nb = align(h, self.step, self.phase(h)).saturating_add(self.step);
         match self.site {
             Some(c) => match c.bounds.get(c.bounds.partition_point(|b| *b <= h)) {
                 Some(b) if *b < nb => *b,
@@ -1130,7 +1157,7 @@ fn advance_machine(
         if m.min_ts == Ms::MAX {
             return;
         }
-        let o = ctx.origin_for(m.min_ts);
+        let o = ctx.origin_for(m.min_ts.max(limit.saturating_sub(ctx.keep)));
         if ctx.next_boundary(o) > limit {
             return;
         }
@@ -1212,11 +1239,16 @@ fn advance_machine(
             emit(m, kind, start, end, label, out);
         }
     }
-    // New final slices.
+    // New final slices. A jump of the watermark (or a garbage timestamp) never makes more
+    // work than the slices that are kept anyway.
+    let floor = limit.saturating_sub(ctx.keep);
+    if m.horizon < floor {
+        m.horizon = align(floor, ctx.step, ctx.phase(floor));
+    }
     loop {
         let a = m.horizon;
         let b = ctx.next_boundary(a);
-        if b > limit {
+        if b > limit || b <= a {
             break;
         }
         let s = compute_slice(ctx, m, a, b);

@@ -271,3 +271,38 @@ fn a_late_end_after_the_horizon_reclassifies_a_stop_as_micro() {
         (MIN, 0, 1)
     );
 }
+
+fn wild_ts() -> impl Strategy<Value = Ms> {
+    prop_oneof![
+        Just(Ms::MIN),
+        Just(Ms::MAX),
+        Just(0),
+        any::<i64>(),
+        (0..3 * H).prop_map(|t| T0 + t)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Garbage timestamps and values never panic and never make unbounded work.
+    #[test]
+    fn wild_inputs_do_not_panic(evs in prop::collection::vec((0..6u8, wild_ts(), any::<i64>(), any::<bool>()), 1..40)) {
+        let started = std::time::Instant::now();
+        let mut e = OeeEngine::new(engine_params(), FaultParams::default());
+        let mut out = Vec::new();
+        for (i, (kind, ts, v, b)) in evs.into_iter().enumerate() {
+            let input = match kind {
+                0 => OeeInput::State { machine: m1(), ts_ms: ts, seq: i as u64, value: StateValue::Code(v) },
+                1 => OeeInput::Counter { machine: m1(), counter: CounterKind::Total, ts_ms: ts, seq: 0, value: v as i128, bits: (v as u8) % 70, session: 0 },
+                2 => OeeInput::Fault { machine: m2(), code: v % 3, active: b, ts_ms: ts, seq: 0, severity: Some(v as u16) },
+                3 => OeeInput::FaultCode { machine: m2(), code: v % 3, ts_ms: ts, seq: 0 },
+                4 => OeeInput::IdealCycle { machine: m1(), ts_ms: ts, seq: 0, cycle: IdealCycle { ns: v as u64 } },
+                _ => OeeInput::Watermark(ts),
+            };
+            e.push(&input, &mut out);
+            e.advance_watermark(Ms::MIN, &mut out);
+        }
+        prop_assert!(started.elapsed().as_secs() < 20, "bounded work");
+    }
+}
