@@ -1,0 +1,1261 @@
+//! The OEE engine: event-time windows over machine sums, watermark, lateness and revisions.
+//!
+//! Each machine's inputs are kept sorted in event time (state events, counter samples, ideal
+//! cycle changes; failure episodes come from the fault tracker). Time is cut into *slices* at
+//! every window boundary (the slice step — the gcd of the tumbling size and the rolling
+//! re-emit interval — plus the calendar's shift and day edges). A slice is computed once the
+//! watermark has passed its end, from whole intervals (classification before clipping), and
+//! every window is the field-wise sum of its slices. Late inputs mark the slices they touch
+//! dirty; those are recomputed and every emitted window containing a changed slice is emitted
+//! again with `revision + 1`. Window results are therefore a function of the input set, not of
+//! arrival order (within the allowed lateness), and replays are identical.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::calendar::{CalCat, Calendar, ShiftInstance};
+use crate::counters::{CounterKind, CounterSample, DeltaKind, Plausibility, delta};
+use crate::faults::{FaultEvent, FaultInstanceId, FaultParams, FaultTracker};
+use crate::intervals::{
+    Category, MinorStops, StateCodeTable, StateEvent, TimeParams, UnknownPolicy, accumulate_time,
+    unclassified_from,
+};
+use crate::kpi::{Flags, Kpis, Sums, TbfBasis};
+use crate::types::{FastMap, IdealCycle, LineId, MachineId, Ms};
+
+const DAY_MS: Ms = 86_400_000;
+/// Accepted event times: 1970-01-01 to 9999-12-31 (the zone database's range), so that no
+/// time arithmetic can overflow.
+const MIN_TS: Ms = 0;
+const MAX_TS: Ms = 253_402_300_799_999;
+
+/// The rolling window: the last `len_ms`, re-emitted every `every_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollingParams {
+    /// Window length (default 1 h). Must be a multiple of `every_ms`.
+    pub len_ms: Ms,
+    /// Re-emit interval (default 5 min). Must divide one hour.
+    pub every_ms: Ms,
+}
+
+/// Parameters of the OEE engine (the lead maps the YAML `oee:` section onto these).
+#[derive(Clone, Debug)]
+pub struct OeeParams {
+    /// Unplanned stops shorter than this (whole stop) are micro-stops. Default 120 000; 0 = off.
+    pub micro_stop_ms: Ms,
+    /// Micro-stops as run time (TPM, default) or as downtime (ISO).
+    pub minor_stops: MinorStops,
+    /// Unknown time excluded from planned time (default) or counted as downtime.
+    pub unknown_policy: UnknownPolicy,
+    /// Tumbling window size, aligned to the (local) hour. Default 3 600 000.
+    pub tumbling_ms: Ms,
+    /// Rolling window (default `Some(1 h every 5 min)`).
+    pub rolling: Option<RollingParams>,
+    /// Watermark = max event time − this. Default 300 000.
+    pub allowed_lateness_ms: Ms,
+    /// Inputs are kept this long behind the watermark so late data can revise windows; older
+    /// inputs are counted in `stats.too_late` and dropped. Default 7 200 000.
+    pub revision_horizon_ms: Ms,
+    /// Ideal cycle time of machines without their own entry.
+    pub default_ideal_cycle: Option<IdealCycle>,
+    /// Ideal cycle time per machine.
+    pub ideal_cycles: HashMap<MachineId, IdealCycle>,
+    /// Counter plausibility (k = 2, slack 0).
+    pub plausibility: Plausibility,
+    /// `state.code` → category.
+    pub state_codes: StateCodeTable,
+    /// Category of `state.running = false` (default unplanned stop).
+    pub not_running: Category,
+    /// MTBF operating-time basis.
+    pub tbf_basis: TbfBasis,
+    /// Shift calendar per site id; a site without one has all time planned.
+    pub calendars: HashMap<Arc<str>, Calendar>,
+    /// Planned-stop states are a loss (Vorne) rather than excluded. Default false.
+    pub planned_stop_is_loss: bool,
+    /// Emit shift windows (sites with a calendar). Default true.
+    pub shift_windows: bool,
+    /// Emit day windows (local days of sites with a calendar). Default true.
+    pub day_windows: bool,
+    /// Sites without a calendar get UTC day windows (all time planned). Default false.
+    pub utc_days_without_calendar: bool,
+}
+
+impl Default for OeeParams {
+    fn default() -> Self {
+        Self {
+            micro_stop_ms: 120_000,
+            minor_stops: MinorStops::Performance,
+            unknown_policy: UnknownPolicy::Exclude,
+            tumbling_ms: 3_600_000,
+            rolling: Some(RollingParams {
+                len_ms: 3_600_000,
+                every_ms: 300_000,
+            }),
+            allowed_lateness_ms: 300_000,
+            revision_horizon_ms: 7_200_000,
+            default_ideal_cycle: None,
+            ideal_cycles: HashMap::new(),
+            plausibility: Plausibility::default(),
+            state_codes: StateCodeTable::default(),
+            not_running: Category::UnplannedStop,
+            tbf_basis: TbfBasis::RunPlusSetup,
+            calendars: HashMap::new(),
+            planned_stop_is_loss: false,
+            shift_windows: true,
+            day_windows: true,
+            utc_days_without_calendar: false,
+        }
+    }
+}
+
+/// A state input's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateValue {
+    /// `state.running`.
+    Running(bool),
+    /// `state.code`, mapped by [`OeeParams::state_codes`].
+    Code(i64),
+    /// An already classified state with its reason.
+    Category(Category, i64),
+}
+
+/// One input of the engine. `seq` breaks ties between equal timestamps (use e.g.
+/// `bdSeq << 8 | seq`, or a message index); it makes the order total and arrival-independent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OeeInput {
+    /// A state change.
+    State {
+        /// Machine.
+        machine: MachineId,
+        /// Event time.
+        ts_ms: Ms,
+        /// Tie-break.
+        seq: u64,
+        /// The state.
+        value: StateValue,
+    },
+    /// A cumulative counter sample.
+    Counter {
+        /// Machine.
+        machine: MachineId,
+        /// Which counter.
+        counter: CounterKind,
+        /// Event time.
+        ts_ms: Ms,
+        /// Tie-break.
+        seq: u64,
+        /// Raw value (signed types as decoded; reduced modulo `2^bits`).
+        value: i128,
+        /// Sparkplug datatype width in bits.
+        bits: u8,
+        /// Session (bdSeq).
+        session: u64,
+    },
+    /// The ideal cycle time changes (product change, or a tag), from `ts_ms` on.
+    IdealCycle {
+        /// Machine.
+        machine: MachineId,
+        /// Event time.
+        ts_ms: Ms,
+        /// Tie-break.
+        seq: u64,
+        /// New ideal cycle time.
+        cycle: IdealCycle,
+    },
+    /// `fault.active` for a code.
+    Fault {
+        /// Machine.
+        machine: MachineId,
+        /// Fault code.
+        code: i64,
+        /// Active or cleared.
+        active: bool,
+        /// Event time.
+        ts_ms: Ms,
+        /// Tie-break.
+        seq: u64,
+        /// Severity carried by the signal, if any (else from the rules).
+        severity: Option<u16>,
+    },
+    /// `fault.code`: the machine's current fault code (0 = none).
+    FaultCode {
+        /// Machine.
+        machine: MachineId,
+        /// Current code.
+        code: i64,
+        /// Event time.
+        ts_ms: Ms,
+        /// Tie-break.
+        seq: u64,
+    },
+    /// An operator acknowledges an instance.
+    Ack {
+        /// Instance.
+        instance: FaultInstanceId,
+        /// Who.
+        who: Arc<str>,
+        /// When.
+        ts_ms: Ms,
+    },
+    /// No data from here on (NDEATH/DDEATH, stale): unknown time until the next state.
+    Offline {
+        /// Machine.
+        machine: MachineId,
+        /// Event time.
+        ts_ms: Ms,
+        /// Tie-break.
+        seq: u64,
+    },
+    /// Advance the watermark to at least this time.
+    Watermark(Ms),
+}
+
+/// Window kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WindowKind {
+    /// Tumbling, aligned to the hour (size `tumbling_ms`).
+    Tumbling,
+    /// Rolling, re-emitted every `every_ms`; `start = end − len`.
+    Rolling,
+    /// One shift instance of the site calendar.
+    Shift,
+    /// One local calendar day of the site (23, 24 or 25 h).
+    Day,
+}
+
+/// Whose window.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// One machine.
+    Machine(MachineId),
+    /// One line: the machines' sums re-summed.
+    Line(LineId),
+}
+
+/// One window result. The key is `(scope, kind, start)`; a later result with the same key and
+/// a higher revision replaces the earlier one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowResult {
+    /// Machine or line.
+    pub scope: Scope,
+    /// Window kind.
+    pub kind: WindowKind,
+    /// Start (inclusive, ms).
+    pub start: Ms,
+    /// End (exclusive, ms).
+    pub end: Ms,
+    /// Shift name for shift windows.
+    pub label: Option<Arc<str>>,
+    /// 0 when first emitted, + 1 for each recomputation that changed it.
+    pub revision: u32,
+    /// The additive sums.
+    pub sums: Sums,
+    /// Ratios and flags computed from the sums.
+    pub kpis: Kpis,
+}
+
+/// What the engine emits.
+#[allow(clippy::large_enum_variant)] // results are moved, not stored in bulk
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// A window result (new or revised).
+    Window(WindowResult),
+    /// A fault transition.
+    Fault(FaultEvent),
+}
+
+/// Counters of inputs the engine could not use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Inputs older than `watermark − revision_horizon_ms`, dropped.
+    pub too_late: u64,
+    /// Exact duplicate inputs, ignored.
+    pub duplicates: u64,
+    /// Inputs before the machine's first window, ignored for windows.
+    pub before_origin: u64,
+    /// Window recomputations that changed a result (revisions emitted).
+    pub revisions: u64,
+    /// Inputs with a timestamp outside 1970-01-01 … 9999-12-31, dropped.
+    pub invalid_ts: u64,
+}
+
+/// End and label of a window.
+type WindowMeta = (Ms, Option<Arc<str>>);
+/// A line window to (re)compute: line, kind, start, end, label.
+type PendingLineWindow = (LineId, WindowKind, Ms, Ms, Option<Arc<str>>);
+
+#[derive(Clone, Debug)]
+struct Emitted {
+    end: Ms,
+    label: Option<Arc<str>>,
+    revision: u32,
+    sums: Sums,
+}
+
+#[derive(Debug)]
+struct SiteCal {
+    cal: Calendar,
+    /// No calendar, only UTC days: everything is planned.
+    all_planned: bool,
+    /// The hour phase when it is the same over the whole covered range (the usual case).
+    phase_const: Option<Ms>,
+    from: Ms,
+    to: Ms,
+    timeline: Vec<(Ms, CalCat)>,
+    shifts: Vec<ShiftInstance>,
+    days: Vec<(Ms, Ms)>,
+    bounds: Vec<Ms>,
+}
+
+impl SiteCal {
+    fn new(cal: Calendar, all_planned: bool) -> Self {
+        Self {
+            cal,
+            all_planned,
+            phase_const: None,
+            from: 0,
+            to: 0,
+            timeline: Vec::new(),
+            shifts: Vec::new(),
+            days: Vec::new(),
+            bounds: Vec::new(),
+        }
+    }
+
+    fn ensure(&mut self, lo: Ms, hi: Ms) {
+        if lo >= self.from && hi <= self.to {
+            return;
+        }
+        let from = lo.saturating_sub(2 * DAY_MS);
+        let to = hi.max(self.to).saturating_add(7 * DAY_MS);
+        self.from = from;
+        self.to = to;
+        self.timeline = if self.all_planned {
+            Vec::new()
+        } else {
+            self.cal.timeline(from, to)
+        };
+        self.shifts = self.cal.shifts_between(from, to);
+        self.days.clear();
+        let mut t = self.cal.day_bounds(from).0;
+        while t < to {
+            let (s, e) = self.cal.day_bounds(t);
+            self.days.push((s, e));
+            if e <= t {
+                break; // outside the zone database's range
+            }
+            t = e;
+        }
+        let mut b: Vec<Ms> = self.days.iter().map(|d| d.0).collect();
+        for s in &self.shifts {
+            b.extend([s.start, s.end]);
+        }
+        b.sort_unstable();
+        b.dedup();
+        self.bounds = b;
+        let p0 = self.cal.hour_phase(from);
+        let same = (from..to)
+            .step_by(3_600_000)
+            .all(|t| self.cal.hour_phase(t) == p0);
+        self.phase_const = same.then_some(p0);
+    }
+}
+
+#[derive(Debug)]
+struct Machine {
+    states: Vec<StateEvent>,
+    counters: [Vec<CounterSample>; 3],
+    icts: Vec<(Ms, u64, IdealCycle)>,
+    episodes: Vec<(Ms, Option<Ms>)>,
+    fault_codes: BTreeMap<(Ms, u64), i64>,
+    default_ict: Option<IdealCycle>,
+    min_ts: Ms,
+    origin: Option<Ms>,
+    horizon: Ms,
+    slices: BTreeMap<Ms, (Ms, Sums)>,
+    dirty: Vec<(Ms, Ms)>,
+    emitted: BTreeMap<(WindowKind, Ms), Emitted>,
+    /// Inputs before this were pruned: older slices can only have their failure fields
+    /// recomputed (episodes are kept by the fault tracker).
+    pruned_before: Ms,
+}
+
+impl Machine {
+    fn new(default_ict: Option<IdealCycle>) -> Self {
+        Self {
+            states: Vec::new(),
+            counters: [Vec::new(), Vec::new(), Vec::new()],
+            icts: Vec::new(),
+            episodes: Vec::new(),
+            fault_codes: BTreeMap::new(),
+            default_ict,
+            min_ts: Ms::MAX,
+            origin: None,
+            horizon: Ms::MIN,
+            slices: BTreeMap::new(),
+            dirty: Vec::new(),
+            emitted: BTreeMap::new(),
+            pruned_before: Ms::MIN,
+        }
+    }
+
+    fn mark_dirty(&mut self, lo: Ms, hi: Ms) {
+        if self.origin.is_some() && lo < self.horizon {
+            self.dirty.push((lo, hi.max(lo)));
+        }
+    }
+
+    fn ict_at(&self, ts: Ms) -> Option<IdealCycle> {
+        let i = self.icts.partition_point(|x| x.0 <= ts);
+        if i == 0 {
+            self.default_ict
+        } else {
+            Some(self.icts[i - 1].2)
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Line {
+    machines: BTreeSet<MachineId>,
+    emitted: BTreeMap<(WindowKind, Ms), Emitted>,
+    pending: BTreeMap<(WindowKind, Ms), WindowMeta>,
+}
+
+/// Inserts keeping `v` sorted; `None` if an equal element is already there.
+fn insert_sorted<T: Ord>(v: &mut Vec<T>, x: T) -> Option<usize> {
+    if v.last().is_none_or(|l| *l < x) {
+        v.push(x);
+        return Some(v.len() - 1);
+    }
+    let i = v.partition_point(|e| *e < x);
+    if v.get(i) == Some(&x) {
+        return None;
+    }
+    v.insert(i, x);
+    Some(i)
+}
+
+fn gcd(a: Ms, b: Ms) -> Ms {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Start of the aligned period of `size` containing `t`, with hours shifted by `phase`.
+fn align(t: Ms, size: Ms, phase: Ms) -> Ms {
+    t - t.saturating_sub(phase).rem_euclid(size)
+}
+
+/// The OEE engine: inputs in, window results and fault events out.
+#[derive(Debug)]
+pub struct OeeEngine {
+    p: OeeParams,
+    tp: TimeParams,
+    step: Ms,
+    faults: FaultTracker,
+    sites: FastMap<Arc<str>, SiteCal>,
+    machines: FastMap<MachineId, Machine>,
+    lines: FastMap<LineId, Line>,
+    watermark: Ms,
+    max_ts: Ms,
+    last_prune: Ms,
+    /// Inputs the engine could not use, and revisions.
+    pub stats: Stats,
+}
+
+impl OeeEngine {
+    /// An engine with these parameters. Window sizes are normalised: the tumbling size and the
+    /// rolling interval must divide each other's gcd-aligned step (any positive values work;
+    /// the slice step is their gcd).
+    pub fn new(mut p: OeeParams, fault_params: FaultParams) -> Self {
+        p.tumbling_ms = p.tumbling_ms.max(1);
+        if let Some(r) = &mut p.rolling {
+            r.every_ms = r.every_ms.max(1);
+            r.len_ms = (r.len_ms / r.every_ms).max(1) * r.every_ms;
+        }
+        let step = match p.rolling {
+            Some(r) => gcd(p.tumbling_ms, r.every_ms),
+            None => p.tumbling_ms,
+        };
+        let tp = TimeParams {
+            micro_stop_ms: p.micro_stop_ms,
+            minor_stops: p.minor_stops,
+            unknown_policy: p.unknown_policy,
+            planned_stop_is_loss: p.planned_stop_is_loss,
+        };
+        let sites = p
+            .calendars
+            .iter()
+            .map(|(k, c)| (k.clone(), SiteCal::new(c.clone(), false)))
+            .collect();
+        Self {
+            p,
+            tp,
+            step,
+            faults: FaultTracker::new(fault_params),
+            sites,
+            machines: FastMap::default(),
+            lines: FastMap::default(),
+            watermark: Ms::MIN,
+            max_ts: Ms::MIN,
+            last_prune: Ms::MIN,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The current watermark.
+    pub fn watermark(&self) -> Ms {
+        self.watermark
+    }
+
+    /// The fault tracker (instances, episodes).
+    pub fn faults(&self) -> &FaultTracker {
+        &self.faults
+    }
+
+    fn machine(&mut self, id: &MachineId) -> &mut Machine {
+        if !self.machines.contains_key(id) {
+            let ict = self
+                .p
+                .ideal_cycles
+                .get(id)
+                .copied()
+                .or(self.p.default_ideal_cycle);
+            self.machines.insert(id.clone(), Machine::new(ict));
+            if self.p.utc_days_without_calendar && !self.sites.contains_key(&id.site) {
+                let utc = Calendar::with_zone(jiff::tz::TimeZone::UTC, Vec::new());
+                self.sites.insert(id.site.clone(), SiteCal::new(utc, true));
+            }
+            self.lines
+                .entry(id.line_id())
+                .or_default()
+                .machines
+                .insert(id.clone());
+        }
+        self.machines.get_mut(id).expect("inserted above")
+    }
+
+    fn too_late(&mut self, ts: Ms) -> bool {
+        if self.watermark != Ms::MIN
+            && ts < self.watermark.saturating_sub(self.p.revision_horizon_ms)
+        {
+            self.stats.too_late += 1;
+            return true;
+        }
+        false
+    }
+
+    fn seen(&mut self, ts: Ms) {
+        self.max_ts = self.max_ts.max(ts);
+    }
+
+    /// Feeds one input. Fault transitions are emitted at once; window results when the
+    /// watermark passes their end (see [`OeeEngine::advance_watermark`]).
+    pub fn push(&mut self, input: &OeeInput, out: &mut Vec<Output>) {
+        let ts = match input {
+            OeeInput::State { ts_ms, .. }
+            | OeeInput::Counter { ts_ms, .. }
+            | OeeInput::IdealCycle { ts_ms, .. }
+            | OeeInput::Fault { ts_ms, .. }
+            | OeeInput::FaultCode { ts_ms, .. }
+            | OeeInput::Ack { ts_ms, .. }
+            | OeeInput::Offline { ts_ms, .. } => *ts_ms,
+            OeeInput::Watermark(ts) => (*ts).clamp(MIN_TS, MAX_TS),
+        };
+        if !(MIN_TS..=MAX_TS).contains(&ts) {
+            self.stats.invalid_ts += 1;
+            return;
+        }
+        match input {
+            OeeInput::State {
+                machine,
+                ts_ms,
+                seq,
+                value,
+            } => {
+                let (category, reason) = match *value {
+                    StateValue::Running(true) => (Category::Running, 0),
+                    StateValue::Running(false) => (self.p.not_running, 0),
+                    StateValue::Code(c) => (self.p.state_codes.category(c), c),
+                    StateValue::Category(c, r) => (c, r),
+                };
+                self.state(
+                    machine,
+                    StateEvent {
+                        ts: *ts_ms,
+                        seq: *seq,
+                        category,
+                        reason,
+                    },
+                );
+            }
+            OeeInput::Offline {
+                machine,
+                ts_ms,
+                seq,
+            } => {
+                self.state(
+                    machine,
+                    StateEvent {
+                        ts: *ts_ms,
+                        seq: *seq,
+                        category: Category::Unknown,
+                        reason: 0,
+                    },
+                );
+            }
+            OeeInput::Counter {
+                machine,
+                counter,
+                ts_ms,
+                seq,
+                value,
+                bits,
+                session,
+            } => {
+                if self.too_late(*ts_ms) {
+                    return;
+                }
+                self.seen(*ts_ms);
+                let sample = CounterSample::new(*ts_ms, *seq, *value, *bits, *session);
+                let m = self.machine(machine);
+                m.min_ts = m.min_ts.min(*ts_ms);
+                let v = &mut m.counters[counter.index()];
+                match insert_sorted(v, sample) {
+                    None => self.stats.duplicates += 1,
+                    Some(i) => {
+                        if i + 1 < v.len() {
+                            let hi = v[i + 1].ts;
+                            m.mark_dirty(*ts_ms, hi);
+                        } else {
+                            m.mark_dirty(*ts_ms, *ts_ms);
+                        }
+                    }
+                }
+            }
+            OeeInput::IdealCycle {
+                machine,
+                ts_ms,
+                seq,
+                cycle,
+            } => {
+                if self.too_late(*ts_ms) {
+                    return;
+                }
+                let m = self.machine(machine);
+                match insert_sorted(&mut m.icts, (*ts_ms, *seq, *cycle)) {
+                    None => self.stats.duplicates += 1,
+                    Some(i) => {
+                        let hi = m.icts.get(i + 1).map_or(m.horizon, |x| x.0);
+                        m.mark_dirty(*ts_ms, hi);
+                    }
+                }
+            }
+            OeeInput::Fault {
+                machine,
+                code,
+                active,
+                ts_ms,
+                seq,
+                severity,
+            } => {
+                self.seen(*ts_ms);
+                self.fault(machine, *code, *active, *ts_ms, *seq, *severity, out);
+            }
+            OeeInput::FaultCode {
+                machine,
+                code,
+                ts_ms,
+                seq,
+            } => {
+                self.seen(*ts_ms);
+                let m = self.machine(machine);
+                let key = (*ts_ms, *seq);
+                if m.fault_codes.insert(key, *code) == Some(*code) {
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                let prev = m.fault_codes.range(..key).next_back().map_or(0, |x| *x.1);
+                let next = m
+                    .fault_codes
+                    .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+                    .next()
+                    .map(|(k, c)| (*k, *c));
+                let mut edges = vec![(prev, *code, *ts_ms, *seq)];
+                if let Some(((nts, nseq), ncode)) = next {
+                    edges.push((*code, ncode, nts, nseq));
+                }
+                for (from, to, ts, seq) in edges {
+                    if from == to {
+                        continue;
+                    }
+                    if from != 0 {
+                        self.fault(machine, from, false, ts, seq, None, out);
+                    }
+                    if to != 0 {
+                        self.fault(machine, to, true, ts, seq, None, out);
+                    }
+                }
+            }
+            OeeInput::Ack {
+                instance,
+                who,
+                ts_ms,
+            } => {
+                let mut ev = Vec::new();
+                self.faults.ack(*instance, who, *ts_ms, &mut ev);
+                out.extend(ev.into_iter().map(Output::Fault));
+            }
+            OeeInput::Watermark(_) => self.advance_watermark(ts, out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fault(
+        &mut self,
+        machine: &MachineId,
+        code: i64,
+        active: bool,
+        ts: Ms,
+        seq: u64,
+        severity: Option<u16>,
+        out: &mut Vec<Output>,
+    ) {
+        let mut ev = Vec::new();
+        let changed = self
+            .faults
+            .fault(machine, code, active, ts, seq, severity, &mut ev);
+        out.extend(ev.into_iter().map(Output::Fault));
+        if changed {
+            let new = self.faults.episodes(machine);
+            let m = self.machine(machine);
+            let old = std::mem::replace(&mut m.episodes, new);
+            let starts: Vec<Ms> = old
+                .iter()
+                .filter(|e| !m.episodes.contains(e))
+                .chain(m.episodes.iter().filter(|e| !old.contains(e)))
+                .map(|e| e.0)
+                .collect();
+            for s in starts {
+                m.mark_dirty(s, s);
+            }
+        }
+    }
+
+    fn state(&mut self, machine: &MachineId, ev: StateEvent) {
+        if self.too_late(ev.ts) {
+            return;
+        }
+        self.seen(ev.ts);
+        let m = self.machine(machine);
+        m.min_ts = m.min_ts.min(ev.ts);
+        let Some(i) = insert_sorted(&mut m.states, ev) else {
+            self.stats.duplicates += 1;
+            return;
+        };
+        if m.origin.is_none() {
+            return;
+        }
+        // Even an event after the horizon can close a stop whose start is in final slices.
+        // The intervals around the new event change, and so may the whole stops they belong to.
+        let s = &m.states;
+        let mut lo = i.saturating_sub(1);
+        while lo > 0 && s[lo - 1].category == Category::UnplannedStop {
+            lo -= 1;
+        }
+        let mut hi = i + 1;
+        while hi < s.len() && s[hi].category == Category::UnplannedStop {
+            hi += 1;
+        }
+        let lo_ts = s[lo.saturating_sub(1)].ts.min(ev.ts);
+        let hi_ts = s.get(hi + 1).map_or(m.horizon, |e| e.ts);
+        m.mark_dirty(lo_ts, hi_ts);
+    }
+
+    /// Advances the watermark to `max(ts, max event time − allowed lateness)` and emits every
+    /// window that became final, and every revision late inputs caused.
+    pub fn advance_watermark(&mut self, ts: Ms, out: &mut Vec<Output>) {
+        let auto = if self.max_ts == Ms::MIN {
+            Ms::MIN
+        } else {
+            self.max_ts.saturating_sub(self.p.allowed_lateness_ms)
+        };
+        let w = self.watermark.max(ts.min(MAX_TS)).max(auto);
+        self.watermark = w;
+        if w == Ms::MIN {
+            return;
+        }
+        let first_out = out.len();
+        let keep = self.keep_ms();
+        for sc in self.sites.values_mut() {
+            sc.ensure(w.saturating_sub(keep), w.saturating_add(self.step));
+        }
+        let mut pending: Vec<PendingLineWindow> = Vec::new();
+        for (id, m) in self.machines.iter_mut() {
+            let ctx = Ctx {
+                p: &self.p,
+                tp: &self.tp,
+                step: self.step,
+                keep,
+                site: self.sites.get(&id.site),
+            };
+            advance_machine(&ctx, id, m, w, out, &mut pending, &mut self.stats);
+        }
+        for (line, kind, start, end, label) in pending {
+            if let Some(l) = self.lines.get_mut(&line) {
+                l.pending.insert((kind, start), (end, label));
+            }
+        }
+        self.roll_up_lines(out);
+        if w >= self.last_prune.saturating_add(self.step.max(600_000)) {
+            self.prune(w);
+            self.last_prune = w;
+        }
+        out[first_out..].sort_by(|a, b| match (a, b) {
+            (Output::Window(a), Output::Window(b)) => (&a.scope, a.kind, a.start, a.revision)
+                .cmp(&(&b.scope, b.kind, b.start, b.revision)),
+            _ => std::cmp::Ordering::Equal,
+        });
+    }
+
+    /// How long slices and emitted windows are kept behind the watermark.
+    fn keep_ms(&self) -> Ms {
+        let mut longest = self
+            .p
+            .tumbling_ms
+            .max(self.p.rolling.map_or(0, |r| r.len_ms));
+        if !self.sites.is_empty() {
+            longest = longest.max(26 * 3_600_000);
+        }
+        longest + self.p.revision_horizon_ms + self.p.allowed_lateness_ms
+    }
+
+    fn roll_up_lines(&mut self, out: &mut Vec<Output>) {
+        for (lid, line) in self.lines.iter_mut() {
+            let pend = std::mem::take(&mut line.pending);
+            for ((kind, start), (end, label)) in pend {
+                let ready = line.machines.iter().all(|mid| {
+                    let m = &self.machines[mid];
+                    m.min_ts >= end || (m.origin.is_some() && m.horizon >= end)
+                });
+                if !ready {
+                    line.pending.insert((kind, start), (end, label));
+                    continue;
+                }
+                let mut sums = Sums::default();
+                for mid in &line.machines {
+                    if let Some(e) = self.machines[mid].emitted.get(&(kind, start)) {
+                        sums += &e.sums;
+                    }
+                }
+                let revision = match line.emitted.get(&(kind, start)) {
+                    Some(e) if e.sums == sums => continue,
+                    Some(e) => e.revision + 1,
+                    None => 0,
+                };
+                if revision > 0 {
+                    self.stats.revisions += 1;
+                }
+                line.emitted.insert(
+                    (kind, start),
+                    Emitted {
+                        end,
+                        label: label.clone(),
+                        revision,
+                        sums,
+                    },
+                );
+                out.push(Output::Window(WindowResult {
+                    scope: Scope::Line(lid.clone()),
+                    kind,
+                    start,
+                    end,
+                    label,
+                    revision,
+                    sums,
+                    kpis: sums.kpis(self.p.tbf_basis),
+                }));
+            }
+        }
+    }
+
+    fn prune(&mut self, w: Ms) {
+        let rev_h = w.saturating_sub(self.p.revision_horizon_ms);
+        let keep_h = w.saturating_sub(self.keep_ms());
+        for m in self.machines.values_mut() {
+            m.pruned_before = m.pruned_before.max(rev_h);
+            // States: keep the last one at or before the horizon and the whole stop it is in.
+            let mut i = m
+                .states
+                .partition_point(|e| e.ts <= rev_h)
+                .saturating_sub(1);
+            while i > 0
+                && m.states[i].category == Category::UnplannedStop
+                && m.states[i - 1].category == Category::UnplannedStop
+            {
+                i -= 1;
+            }
+            if i > 0 {
+                m.states.drain(..i);
+            }
+            for v in &mut m.counters {
+                let i = v.partition_point(|e| e.ts <= rev_h).saturating_sub(1);
+                if i > 0 {
+                    v.drain(..i);
+                }
+            }
+            let i = m.icts.partition_point(|e| e.0 <= rev_h).saturating_sub(1);
+            if i > 0 {
+                m.icts.drain(..i);
+            }
+            let i = m.fault_codes.range(..(rev_h, 0)).count().saturating_sub(1);
+            for _ in 0..i {
+                m.fault_codes.pop_first();
+            }
+            m.slices = m.slices.split_off(&keep_h);
+            m.emitted.retain(|_, e| e.end >= keep_h);
+        }
+        for l in self.lines.values_mut() {
+            l.emitted.retain(|_, e| e.end >= keep_h);
+        }
+        self.faults.prune(w);
+    }
+
+    /// The machine's current tumbling window, growing up to the watermark (flag
+    /// `partial_window`): final slices plus the open part computed provisionally.
+    pub fn current_window(&self, machine: &MachineId) -> Option<WindowResult> {
+        let m = self.machines.get(machine)?;
+        let origin = m.origin?;
+        let ctx = Ctx {
+            p: &self.p,
+            tp: &self.tp,
+            step: self.step,
+            keep: self.keep_ms(),
+            site: self.sites.get(&machine.site),
+        };
+        let w = self.watermark;
+        let start = align(w.max(origin), self.p.tumbling_ms, ctx.phase(w)).max(origin);
+        let mut sums = Sums::default();
+        for (_, (_, s)) in m.slices.range(start..m.horizon.min(w)) {
+            sums += s;
+        }
+        if w > m.horizon.max(start) {
+            sums += &compute_slice(&ctx, m, m.horizon.max(start), w);
+        }
+        let mut kpis = sums.kpis(self.p.tbf_basis);
+        kpis.flags.insert(Flags::PARTIAL_WINDOW);
+        Some(WindowResult {
+            scope: Scope::Machine(machine.clone()),
+            kind: WindowKind::Tumbling,
+            start,
+            end: start + self.p.tumbling_ms,
+            label: None,
+            revision: 0,
+            sums,
+            kpis,
+        })
+    }
+}
+
+struct Ctx<'a> {
+    p: &'a OeeParams,
+    tp: &'a TimeParams,
+    step: Ms,
+    /// Slices older than this behind the watermark are never needed.
+    keep: Ms,
+    site: Option<&'a SiteCal>,
+}
+
+impl Ctx<'_> {
+    fn phase(&self, t: Ms) -> Ms {
+        match self.site {
+            None => 0,
+            Some(c) => c.phase_const.unwrap_or_else(|| c.cal.hour_phase(t)),
+        }
+    }
+
+    fn next_boundary(&self, h: Ms) -> Ms {
+        let nb = align(h, self.step, self.phase(h)).saturating_add(self.step);
+        match self.site {
+            Some(c) => match c.bounds.get(c.bounds.partition_point(|b| *b <= h)) {
+                Some(b) if *b < nb => *b,
+                _ => nb,
+            },
+            None => nb,
+        }
+    }
+
+    /// Where a machine whose earliest input is at `t` starts its slices: the start of the
+    /// tumbling window, day and shift containing `t`.
+    fn origin_for(&self, t: Ms) -> Ms {
+        let mut o = align(t, self.p.tumbling_ms, self.phase(t));
+        if let Some(r) = self.p.rolling {
+            o = o.min(align(t, r.every_ms, self.phase(t)));
+        }
+        if let Some(c) = self.site {
+            if let Some(d) = c.days.iter().find(|d| d.0 <= t && t < d.1) {
+                o = o.min(d.0);
+            }
+            for s in c.shifts.iter().filter(|s| s.start <= t && t < s.end) {
+                o = o.min(s.start);
+            }
+        }
+        o
+    }
+
+    /// Windows that end exactly at `b` and start at or after `origin`.
+    fn windows_ending(&self, origin: Ms, b: Ms) -> Vec<(WindowKind, Ms, Ms, Option<Arc<str>>)> {
+        let mut v = Vec::new();
+        let ph = self.phase(b - 1);
+        let t = self.p.tumbling_ms;
+        if (b - ph).rem_euclid(t) == 0 && b - t >= origin {
+            v.push((WindowKind::Tumbling, b - t, b, None));
+        }
+        if let Some(r) = self.p.rolling
+            && (b - ph).rem_euclid(r.every_ms) == 0
+            && b - r.len_ms >= origin
+        {
+            v.push((WindowKind::Rolling, b - r.len_ms, b, None));
+        }
+        if let Some(c) = self.site {
+            for s in c
+                .shifts
+                .iter()
+                .filter(|s| self.p.shift_windows && s.end == b && s.start >= origin)
+            {
+                v.push((WindowKind::Shift, s.start, s.end, Some(s.name.clone())));
+            }
+            for d in c
+                .days
+                .iter()
+                .filter(|d| self.p.day_windows && d.1 == b && d.0 >= origin)
+            {
+                v.push((WindowKind::Day, d.0, d.1, None));
+            }
+        }
+        v
+    }
+
+    /// Windows containing the slice `[a, b)`.
+    fn windows_containing(&self, a: Ms, b: Ms) -> Vec<(WindowKind, Ms)> {
+        let mut v = Vec::new();
+        let ph = self.phase(a);
+        v.push((WindowKind::Tumbling, align(a, self.p.tumbling_ms, ph)));
+        if let Some(r) = self.p.rolling {
+            let mut end = align(b - 1, r.every_ms, ph) + r.every_ms;
+            while end - r.len_ms <= a {
+                v.push((WindowKind::Rolling, end - r.len_ms));
+                end += r.every_ms;
+            }
+        }
+        if let Some(c) = self.site {
+            for s in c.shifts.iter().filter(|s| s.start <= a && a < s.end) {
+                v.push((WindowKind::Shift, s.start));
+            }
+            for d in c.days.iter().filter(|d| d.0 <= a && a < d.1) {
+                v.push((WindowKind::Day, d.0));
+            }
+        }
+        v
+    }
+}
+
+/// The sums of slice `[a, b)` of a machine, from its sorted inputs.
+fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
+    let mut s = Sums::default();
+    let timeline: &[(Ms, CalCat)] = ctx.site.map_or(&[], |c| &c.timeline);
+    accumulate_time(&mut s, &m.states, a, b, timeline, ctx.tp);
+    for (k, v) in m.counters.iter().enumerate() {
+        let i0 = v.partition_point(|x| x.ts < a);
+        let i1 = v.partition_point(|x| x.ts < b);
+        for i in i0..i1 {
+            let cur = &v[i];
+            let prev = if i > 0 { Some(&v[i - 1]) } else { None };
+            let ict = m.ict_at(cur.ts);
+            let max = prev.and_then(|p| ctx.p.plausibility.max_delta(cur.ts - p.ts, ict));
+            let d = delta(prev, cur, max);
+            match d.kind {
+                DeltaKind::Reset => s.counter_resets += 1,
+                DeltaKind::Rollover => s.counter_rollovers += 1,
+                DeltaKind::Quarantined => s.counter_quarantined += 1,
+                DeltaKind::Baseline if prev.is_some() => s.counter_resets += 1,
+                _ => {}
+            }
+            if d.gap_attributed {
+                s.gap_attributed += 1;
+            }
+            if d.kind == DeltaKind::Duplicate {
+                continue; // a birth re-send: nothing happened
+            }
+            let n = d.delta as i64;
+            let ideal = ict.map_or(0, |c| c.ns as i128) * n as i128;
+            match k {
+                0 => {
+                    s.total += n;
+                    s.ideal_ns += ideal;
+                    s.total_samples += 1;
+                }
+                1 => {
+                    s.good += n;
+                    s.ideal_good_ns += ideal;
+                    s.good_samples += 1;
+                }
+                _ => {
+                    s.reject += n;
+                    s.ideal_reject_ns += ideal;
+                }
+            }
+        }
+    }
+    add_failures(m, a, b, &mut s);
+    s
+}
+
+/// Sets the failure fields of slice `[a, b)`: episodes that started in it.
+fn add_failures(m: &Machine, a: Ms, b: Ms, s: &mut Sums) {
+    s.failures = 0;
+    s.closed_failures = 0;
+    s.open_failures = 0;
+    s.ttr_ms = 0;
+    let e0 = m.episodes.partition_point(|e| e.0 < a);
+    for e in m.episodes[e0..].iter().take_while(|e| e.0 < b) {
+        s.failures += 1;
+        match e.1 {
+            Some(end) => {
+                s.closed_failures += 1;
+                s.ttr_ms += end - e.0;
+            }
+            None => s.open_failures += 1,
+        }
+    }
+}
+
+/// The sum of a machine's slices over `[start, end)`, if they cover it exactly.
+fn window_sums(m: &Machine, start: Ms, end: Ms) -> Option<Sums> {
+    let mut sums = Sums::default();
+    let mut t = start;
+    for (a, (b, s)) in m.slices.range(start..end) {
+        if *a != t {
+            return None;
+        }
+        sums += s;
+        t = *b;
+    }
+    (t == end).then_some(sums)
+}
+
+fn advance_machine(
+    ctx: &Ctx<'_>,
+    id: &MachineId,
+    m: &mut Machine,
+    w: Ms,
+    out: &mut Vec<Output>,
+    pending: &mut Vec<PendingLineWindow>,
+    stats: &mut Stats,
+) {
+    let limit = unclassified_from(&m.states, w, ctx.p.micro_stop_ms).map_or(w, |s| s.min(w));
+    if m.origin.is_none() {
+        if m.min_ts == Ms::MAX {
+            return;
+        }
+        let o = ctx.origin_for(m.min_ts.max(limit.saturating_sub(ctx.keep)));
+        if ctx.next_boundary(o) > limit {
+            return;
+        }
+        m.origin = Some(o);
+        m.horizon = o;
+        m.dirty.clear();
+    }
+    let origin = m.origin.unwrap_or(Ms::MIN);
+    let mut emit = |m: &mut Machine,
+                    kind: WindowKind,
+                    start: Ms,
+                    end: Ms,
+                    label: Option<Arc<str>>,
+                    out: &mut Vec<Output>| {
+        let Some(sums) = window_sums(m, start, end) else {
+            return;
+        };
+        let revision = match m.emitted.get(&(kind, start)) {
+            Some(e) if e.sums == sums => return,
+            Some(e) => e.revision + 1,
+            None => 0,
+        };
+        if revision > 0 {
+            stats.revisions += 1;
+        }
+        m.emitted.insert(
+            (kind, start),
+            Emitted {
+                end,
+                label: label.clone(),
+                revision,
+                sums,
+            },
+        );
+        pending.push((id.line_id(), kind, start, end, label.clone()));
+        out.push(Output::Window(WindowResult {
+            scope: Scope::Machine(id.clone()),
+            kind,
+            start,
+            end,
+            label,
+            revision,
+            sums,
+            kpis: sums.kpis(ctx.p.tbf_basis),
+        }));
+    };
+    // Late inputs: recompute the final slices they touch.
+    let mut touched: BTreeSet<(WindowKind, Ms)> = BTreeSet::new();
+    let dirty = std::mem::take(&mut m.dirty);
+    for (lo, hi) in dirty {
+        let keys: Vec<Ms> = m
+            .slices
+            .range(..=hi)
+            .rev()
+            .take_while(|(_, (b, _))| *b > lo)
+            .map(|(a, _)| *a)
+            .collect();
+        if lo < origin {
+            stats.before_origin += 1;
+        }
+        for a in keys {
+            let b = m.slices[&a].0;
+            let s = if a < m.pruned_before {
+                let mut s = m.slices[&a].1;
+                add_failures(m, a, b, &mut s);
+                s
+            } else {
+                compute_slice(ctx, m, a, b)
+            };
+            if m.slices[&a].1 != s {
+                m.slices.insert(a, (b, s));
+                touched.extend(ctx.windows_containing(a, b));
+            }
+        }
+    }
+    for (kind, start) in touched {
+        if let Some(e) = m.emitted.get(&(kind, start)) {
+            let (end, label) = (e.end, e.label.clone());
+            emit(m, kind, start, end, label, out);
+        }
+    }
+    // New final slices. A jump of the watermark (or a garbage timestamp) never makes more
+    // work than the slices that are kept anyway.
+    let floor = limit.saturating_sub(ctx.keep);
+    if m.horizon < floor {
+        m.horizon = align(floor, ctx.step, ctx.phase(floor));
+    }
+    loop {
+        let a = m.horizon;
+        let b = ctx.next_boundary(a);
+        if b > limit || b <= a {
+            break;
+        }
+        let s = compute_slice(ctx, m, a, b);
+        m.slices.insert(a, (b, s));
+        m.horizon = b;
+        for (kind, start, end, label) in ctx.windows_ending(origin, b) {
+            emit(m, kind, start, end, label, out);
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! One test per rule of issue 4 not already pinned by a worked example.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::*;
+use oee_core::calendar::Calendar;
+use oee_core::counters::CounterKind;
+use oee_core::faults::{FaultParams, FaultState, FaultTracker, FaultTransition, SeverityRule};
+use oee_core::intervals::Category;
+use oee_core::kpi::Flags;
+use oee_core::windows::{
+    OeeInput, OeeParams, Output, RollingParams, Scope, StateValue, WindowKind,
+};
+
+fn fault_events(f: &Feed) -> Vec<(FaultTransition, i64, u32)> {
+    f.out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Fault(e) => Some((e.transition, e.instance.code, e.instance.occurrence_count)),
+            Output::Window(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn fault_code_signal_opens_and_closes_instances() {
+    let mut f = Feed::new(params());
+    let m = m1();
+    for (i, (min, code)) in [(0, 42), (5, 43), (10, 0)].into_iter().enumerate() {
+        f.push(OeeInput::FaultCode {
+            machine: m.clone(),
+            code,
+            ts_ms: at(10, min, 0),
+            seq: i as u64,
+        });
+    }
+    use FaultTransition::*;
+    assert_eq!(
+        fault_events(&f),
+        vec![
+            (Activated, 42, 1),
+            (Resolved, 42, 1),
+            (Activated, 43, 1),
+            (Resolved, 43, 1)
+        ]
+    );
+}
+
+#[test]
+fn ack_is_an_explicit_input_with_who_and_when() {
+    let mut f = Feed::new(params());
+    let m = m1();
+    f.fault(&m, 42, true, at(10, 0, 0));
+    let id = match &f.out[0] {
+        Output::Fault(e) => e.instance.id,
+        Output::Window(_) => unreachable!(),
+    };
+    f.push(OeeInput::Ack {
+        instance: id,
+        who: Arc::from("alice"),
+        ts_ms: at(10, 1, 0),
+    });
+    let Output::Fault(e) = f.out.last().unwrap() else {
+        panic!()
+    };
+    assert_eq!(e.transition, FaultTransition::Acknowledged);
+    assert_eq!(e.instance.acked_by.as_deref(), Some("alice"));
+    assert_eq!(e.instance.state, FaultState::Acknowledged);
+    // The id is derived, not random: the same machine, code and time give the same id.
+    assert_eq!(
+        id,
+        oee_core::faults::FaultInstanceId::derive(&m, 42, at(10, 0, 0))
+    );
+}
+
+#[test]
+fn out_of_order_fault_inputs_give_the_same_instances() {
+    let inputs = [
+        (42, true, at(10, 0, 0)),
+        (42, false, at(10, 1, 0)),
+        (42, true, at(10, 3, 0)),
+        (42, false, at(10, 9, 0)),
+    ];
+    let mut sorted = FaultTracker::new(FaultParams::default());
+    let mut shuffled = FaultTracker::new(FaultParams::default());
+    let mut out = Vec::new();
+    for (i, (c, a, t)) in inputs.iter().enumerate() {
+        sorted.fault(&m1(), *c, *a, *t, i as u64, None, &mut out);
+    }
+    out.clear();
+    for i in [1, 3, 0, 2] {
+        let (c, a, t) = inputs[i];
+        shuffled.fault(&m1(), c, a, t, i as u64, None, &mut out);
+    }
+    assert!(out.iter().any(|e| e.transition == FaultTransition::Revised));
+    let a: Vec<String> = sorted
+        .instances()
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect();
+    let b: Vec<String> = shuffled
+        .instances()
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect();
+    assert_eq!(a, b);
+    assert_eq!(sorted.instances()[0].occurrence_count, 2);
+}
+
+#[test]
+fn severity_rules_by_code_range_and_pattern() {
+    let p = FaultParams {
+        severity_rules: vec![
+            SeverityRule {
+                code: Some(1801),
+                severity: Some(900),
+                ..Default::default()
+            },
+            SeverityRule {
+                code: Some(1802),
+                machine_pattern: Some("press-*".into()),
+                severity: Some(950),
+                ..Default::default()
+            },
+            SeverityRule {
+                range: Some((1800, 1899)),
+                severity: Some(400),
+                failure: Some(false),
+                ..Default::default()
+            },
+            SeverityRule {
+                code_pattern: Some("18*".into()),
+                severity: Some(700),
+                ..Default::default()
+            },
+        ],
+        ..FaultParams::default()
+    };
+    assert_eq!(p.classify("m1", 1801, None), (900, true), "by code");
+    assert_eq!(
+        p.classify("press-7", 1802, None),
+        (950, true),
+        "by code and machine"
+    );
+    assert_eq!(
+        p.classify("m1", 1802, None),
+        (400, false),
+        "first match in list order: the range"
+    );
+    assert_eq!(p.classify("m1", 18_000, None), (700, true), "by pattern");
+    assert_eq!(p.classify("m1", 5, None), (500, true), "default");
+    assert_eq!(
+        p.classify("m1", 1850, Some(999)).0,
+        999,
+        "a severity carried by the signal wins"
+    );
+    // A warning (failure = false) does not form an episode.
+    let mut t = FaultTracker::new(p);
+    let mut out = Vec::new();
+    t.fault(&m1(), 1850, true, 0, 0, None, &mut out);
+    assert!(t.episodes(&m1()).is_empty());
+}
+
+#[test]
+fn inputs_behind_the_revision_horizon_are_counted_and_dropped() {
+    let mut f = Feed::new(OeeParams {
+        revision_horizon_ms: H,
+        ..params()
+    });
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.wm(at(12, 0, 0));
+    f.total(&m, at(9, 0, 0), 5);
+    assert_eq!(f.engine.stats.too_late, 1);
+}
+
+#[test]
+fn rolling_window_is_re_emitted_every_interval() {
+    let p = OeeParams {
+        rolling: Some(RollingParams {
+            len_ms: H,
+            every_ms: 5 * MIN,
+        }),
+        ..params()
+    };
+    let mut f = Feed::new(p);
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.wm(at(9, 30, 0));
+    let ends: Vec<i64> = f
+        .windows()
+        .iter()
+        .filter(|w| w.kind == WindowKind::Rolling && w.scope == Scope::Machine(m.clone()))
+        .map(|w| (w.end - at(8, 0, 0)) / MIN)
+        .collect();
+    assert_eq!(ends, (60..=90).step_by(5).collect::<Vec<_>>());
+    assert!(
+        f.windows()
+            .iter()
+            .all(|w| w.kind != WindowKind::Rolling || w.end - w.start == H)
+    );
+}
+
+#[test]
+fn current_window_grows_to_the_watermark_and_is_flagged_partial() {
+    let mut f = Feed::new(params());
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.stop(&m, at(9, 10, 0));
+    f.wm(at(9, 40, 0));
+    let w = f.engine.current_window(&m).unwrap();
+    assert_eq!(w.start, at(9, 0, 0));
+    assert_eq!(w.sums.at_ms, 40 * MIN);
+    assert_eq!(w.sums.run_ms, 10 * MIN);
+    assert!(w.kpis.flags.contains(Flags::PARTIAL_WINDOW));
+}
+
+#[test]
+fn counts_across_a_session_change_are_attributed_and_flagged() {
+    let mut f = Feed::new(params());
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    for (sec, v, session) in [(0, 100, 1), (10, 110, 1), (20, 150, 2)] {
+        f.push(OeeInput::Counter {
+            machine: m.clone(),
+            counter: CounterKind::Total,
+            ts_ms: at(8, 0, sec),
+            seq: 0,
+            value: v,
+            bits: 32,
+            session,
+        });
+    }
+    f.wm(at(9, 0, 0));
+    let s = f.win(&m, WindowKind::Tumbling, at(8, 0, 0)).sums;
+    assert_eq!(s.total, 50);
+    assert!(s.sum_flags().contains(Flags::GAP_ATTRIBUTED));
+}
+
+#[test]
+fn state_codes_map_to_categories() {
+    let mut p = params();
+    p.state_codes.exact.insert(100_000, Category::Setup);
+    p.state_codes
+        .ranges
+        .push((10_000, 19_999, Category::Running));
+    let mut f = Feed::new(p);
+    let m = m1();
+    f.push(OeeInput::State {
+        machine: m.clone(),
+        ts_ms: at(8, 0, 0),
+        seq: 0,
+        value: StateValue::Code(10_000),
+    });
+    f.push(OeeInput::State {
+        machine: m.clone(),
+        ts_ms: at(8, 45, 0),
+        seq: 0,
+        value: StateValue::Code(100_000),
+    });
+    f.wm(at(9, 0, 0));
+    let s = f.win(&m, WindowKind::Tumbling, at(8, 0, 0)).sums;
+    assert_eq!((s.run_ms, s.setup_ms, s.ppt_ms), (45 * MIN, 15 * MIN, H));
+}
+
+#[test]
+fn a_late_state_revises_machine_and_line_windows() {
+    let mut f = Feed::new(OeeParams {
+        micro_stop_ms: 0,
+        ..params()
+    });
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.wm(at(9, 0, 0));
+    f.stop(&m, at(8, 30, 0));
+    f.run(&m, at(8, 40, 0));
+    f.wm(at(9, 0, 0));
+    let w = f.win(&m, WindowKind::Tumbling, at(8, 0, 0));
+    assert_eq!((w.sums.run_ms, w.revision), (50 * MIN, 1));
+    let l = f.scoped(&Scope::Line(m.line_id()), WindowKind::Tumbling, at(8, 0, 0));
+    assert_eq!((l.sums.run_ms, l.revision), (50 * MIN, 1));
+    assert_eq!(f.engine.stats.revisions, 2);
+}
+
+#[test]
+fn a_resend_that_changes_nothing_does_not_bump_the_revision() {
+    let mut f = Feed::new(params());
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    let exact = OeeInput::Counter {
+        machine: m.clone(),
+        counter: CounterKind::Total,
+        ts_ms: at(8, 20, 0),
+        seq: 7,
+        value: 10,
+        bits: 32,
+        session: 1,
+    };
+    f.push(exact.clone());
+    f.wm(at(9, 0, 0));
+    f.push(exact); // delivered twice
+    f.total(&m, at(8, 20, 0), 10); // a birth re-send: same time and value, another seq
+    f.wm(at(9, 0, 0));
+    assert_eq!(f.engine.stats.duplicates, 1);
+    assert_eq!(f.engine.stats.revisions, 0);
+}
+
+#[test]
+fn hour_windows_follow_local_hours_in_half_hour_zones() {
+    let mut p = params();
+    p.calendars = HashMap::from([(
+        Arc::from("site"),
+        Calendar::new("Asia/Kolkata", vec![]).unwrap(),
+    )]);
+    let mut f = Feed::new(p);
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.wm(at(11, 0, 0));
+    let w = f
+        .windows()
+        .into_iter()
+        .find(|w| w.kind == WindowKind::Tumbling)
+        .unwrap();
+    assert_eq!((w.start - T0).rem_euclid(H), 30 * MIN);
+}
+
+#[test]
+fn zero_denominators_are_null() {
+    let s = oee_core::kpi::Sums::default();
+    let k = s.kpis(Default::default());
+    assert_eq!(
+        (
+            k.availability,
+            k.performance,
+            k.quality,
+            k.quality_count,
+            k.oee,
+            k.teep,
+            k.utilization,
+            k.mtbf_ms,
+            k.mttr_ms
+        ),
+        (None, None, None, None, None, None, None, None, None)
+    );
+}
+
+#[test]
+fn planned_stop_states_can_be_a_loss() {
+    for (loss, ppt) in [(false, 45 * MIN), (true, H)] {
+        let mut f = Feed::new(OeeParams {
+            planned_stop_is_loss: loss,
+            ..params()
+        });
+        let m = m1();
+        f.run(&m, at(8, 0, 0));
+        f.state(&m, at(8, 45, 0), Category::PlannedStop);
+        f.wm(at(9, 0, 0));
+        let s = f.win(&m, WindowKind::Tumbling, at(8, 0, 0)).sums;
+        assert_eq!((s.ppt_ms, s.planned_stop_ms), (ppt, 15 * MIN));
+    }
+}
+
+#[test]
+fn sites_without_a_calendar_can_have_utc_days() {
+    let mut f = Feed::new(OeeParams {
+        utc_days_without_calendar: true,
+        ..params()
+    });
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.wm(at(24, 0, 0));
+    let d = f.win(&m, WindowKind::Day, T0);
+    assert_eq!(
+        (d.sums.at_ms, d.sums.ppt_ms, d.sums.run_ms),
+        (24 * H, 16 * H, 16 * H)
+    );
+    assert_eq!(d.sums.unknown_ms, 8 * H, "before the first state");
+}
