@@ -1,6 +1,7 @@
 //! Library side of the `oee-stream` binary: what the CLI and the integration tests share.
 
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod pipeline;
 pub mod settings;
