@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// The configuration file (YAML); see `oee-stream print-default-config`.
     #[arg(long, short, value_name = "FILE", env = "OEE_CONFIG")]
     pub config: PathBuf,
+
+    /// Log format, overriding `log.format`: `text` (human) or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// How often the one-line status summary is logged.
@@ -38,7 +42,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             return Err(Invalid::new(&args.config, diags.len()).into());
         }
     };
-    init_logging(&settings);
+    let format = match args.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        Some(_) => LogFormat::Text,
+        None => settings.file.log.format,
+    };
+    init_logging(settings.file.log.level, format);
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
@@ -49,8 +58,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(settings))
 }
 
-fn init_logging(settings: &Settings) {
-    let level = match settings.file.log.level {
+fn init_logging(level: LogLevel, format: LogFormat) {
+    let level = match level {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
         LogLevel::Info => "info",
@@ -64,7 +73,7 @@ fn init_logging(settings: &Settings) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second initialisation (tests) is harmless: the first subscriber stays.
-    let _ = match settings.file.log.format {
+    let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
