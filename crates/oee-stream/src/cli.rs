@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::config::CheckConfigArgs;
 use crate::commands::decode::DecodeArgs;
+use crate::commands::demo::DemoArgs;
 use crate::commands::run::RunArgs;
+use crate::commands::simulate::SimulateArgs;
 
 /// Sparkplug B host application and stream processor: turns machine data into OEE, MTTR/MTBF
 /// and fault histories.
@@ -57,6 +59,27 @@ described in docs/configuration.md."
 
     /// Print the built-in default configuration, with a comment on every key.
     PrintDefaultConfig,
+
+    /// See it work: embedded broker, simulated plant, SQLite and the dashboard in one process.
+    #[command(
+        long_about = "Start the whole product in one process with no configuration file: an \
+embedded MQTT broker on 127.0.0.1 (a free port), a simulated Sparkplug B plant connected to it, \
+the pipeline as `run` starts it, the SQLite sink in DIR/oee.db and the HTTP server with the \
+dashboard on 127.0.0.1:PORT. It prints where to look and a status line every 5 s; Ctrl-C or \
+SIGTERM stops it cleanly. --print-config prints the built-in configuration, a starting point \
+for your own. See docs/demo.md."
+    )]
+    Demo(DemoArgs),
+
+    /// Run the simulated plant against a broker (to test a setup, and for load tests).
+    #[command(
+        long_about = "Run the demo's simulated Sparkplug B plant against any MQTT broker: one \
+MQTT session per edge node with its NDEATH as Will, NBIRTH/DBIRTH with aliases, alias-only \
+DDATA, rebirth NCMDs answered. --nodes, --devices-per-node and --rate scale it up for load \
+tests. Stops after --for, or on Ctrl-C (sending every node's NDEATH). See docs/demo.md.",
+        after_help = "Example:\n  oee-stream simulate --broker mqtt://localhost:1883 --speed 60 --for 10m"
+    )]
+    Simulate(SimulateArgs),
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decode(args) => commands::decode::run(&args)?,
         Command::CheckConfig(args) => commands::config::check(&args)?,
         Command::PrintDefaultConfig => commands::config::print_default()?,
+        Command::Demo(args) => commands::demo::run(&args)?,
+        Command::Simulate(args) => commands::simulate::run(&args)?,
     }
     Ok(())
 }

@@ -2,4 +2,6 @@
 
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod run;
+pub mod simulate;

@@ -55,10 +55,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(settings))
+    runtime.block_on(serve(settings, shutdown_signal(), |_, _| {}))
 }
 
-fn init_logging(level: LogLevel, format: LogFormat) {
+pub(crate) fn init_logging(level: LogLevel, format: LogFormat) {
     let level = match level {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
@@ -79,7 +79,14 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     };
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// Starts the sink, the pipeline and the HTTP server as `run` does, calls `on_start` once they
+/// run, and stops cleanly when `shutdown` completes (`run`: SIGTERM or Ctrl-C). `oee-stream
+/// demo` starts the service through this too.
+pub(crate) async fn serve(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(&pipeline::PipelineHandle, &sink::SinkHandle),
+) -> anyhow::Result<()> {
     let sink = sink::start(&settings)
         .await
         .context("starting the database sink")?;
@@ -108,11 +115,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "oee-stream running"
     );
 
+    on_start(&pipeline, &sink);
+
     let mut status = tokio::time::interval(STATUS_EVERY);
     status.tick().await;
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            () = shutdown_signal() => break,
+            () = &mut shutdown => break,
             _ = status.tick() => log_status(&pipeline, &sink),
         }
     }
@@ -152,7 +162,7 @@ fn log_status(pipeline: &pipeline::PipelineHandle, sink: &sink::SinkHandle) {
 }
 
 /// SIGTERM (systemd, Kubernetes) or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

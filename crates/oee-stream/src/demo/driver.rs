@@ -1,0 +1,193 @@
+//! Runs a [`Simulator`] against an MQTT broker: one MQTT session per edge node (its Will is the
+//! node's NDEATH), simulated time running `speed` times the wall clock, rebirth NCMDs answered.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Incoming, LastWill, MqttOptions, Outgoing, PublishOptions, QoS};
+use sparkplug::topic::message_topic;
+use sparkplug::{MessageType, Payload, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::simulator::{Output, Simulator};
+
+/// Where and how fast to run.
+#[derive(Clone, Debug)]
+pub struct DriveOptions {
+    pub host: String,
+    pub port: u16,
+    /// Simulated time runs this many times the wall clock.
+    pub speed: f64,
+    /// MQTT client ids are `<client_prefix>-<edge node id>`.
+    pub client_prefix: String,
+}
+
+/// Counters the status line and tests read.
+#[derive(Debug, Default)]
+pub struct SimStats {
+    /// Messages handed to the MQTT client.
+    pub published: AtomicU64,
+    /// NBIRTHs sent (first sessions, rebirths and comebacks).
+    pub nbirths: AtomicU64,
+    /// Rebirth requests received.
+    pub rebirth_requests: AtomicU64,
+    /// Simulated time, ms since the epoch.
+    pub sim_time_ms: AtomicU64,
+    /// Edge nodes currently online.
+    pub nodes_online: AtomicU64,
+}
+
+/// How often the plant is advanced (wall clock).
+const TICK: Duration = Duration::from_millis(50);
+
+struct Session {
+    client: AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs until `stop` completes, then sends every online node's NDEATH and disconnects.
+pub async fn drive(
+    mut sim: Simulator,
+    opts: DriveOptions,
+    stats: Arc<SimStats>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (rebirth_tx, mut rebirth_rx) = mpsc::unbounded_channel::<usize>();
+    let mut sessions: Vec<Option<Session>> = (0..sim.node_count()).map(|_| None).collect();
+    let group = sim.config().group.clone();
+    let t0 = Instant::now();
+    let sim0 = sim.now_ms();
+    let out = sim.start();
+    apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            Some(node) = rebirth_rx.recv() => {
+                stats.rebirth_requests.fetch_add(1, Ordering::Relaxed);
+                let out = sim.rebirth(node);
+                apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+            }
+            _ = tick.tick() => {
+                let elapsed = t0.elapsed().as_secs_f64() * opts.speed * 1000.0;
+                let out = sim.advance(sim0 + elapsed as u64);
+                apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+            }
+        }
+    }
+    let out = sim.shutdown();
+    apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+    // Give the DISCONNECTs a moment to leave, then stop the pollers.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for s in sessions.iter_mut().filter_map(Option::take) {
+        let _ = tokio::time::timeout_at(deadline, s.task).await;
+    }
+    Ok(())
+}
+
+async fn apply(
+    sim: &Simulator,
+    group: &str,
+    opts: &DriveOptions,
+    stats: &SimStats,
+    rebirth_tx: &mpsc::UnboundedSender<usize>,
+    sessions: &mut [Option<Session>],
+    out: Vec<Output>,
+) {
+    stats.sim_time_ms.store(sim.now_ms(), Ordering::Relaxed);
+    for o in out {
+        match o {
+            Output::Connect {
+                node,
+                will_topic,
+                will_payload,
+            } => {
+                if let Some(old) = sessions[node].take() {
+                    old.task.abort();
+                }
+                let edge = sim.node_id(node);
+                let mut mo = MqttOptions::new(
+                    format!("{}-{edge}", opts.client_prefix),
+                    (opts.host.clone(), opts.port),
+                );
+                mo.set_keep_alive(30);
+                mo.set_clean_session(true);
+                mo.set_max_packet_size(1 << 24, 1 << 24);
+                mo.set_last_will(LastWill::new(
+                    will_topic,
+                    will_payload,
+                    QoS::AtLeastOnce,
+                    false,
+                ));
+                let (client, eventloop) = AsyncClient::builder(mo).capacity(1024).build();
+                let ncmd = message_topic(group, MessageType::NCmd, edge, None);
+                let _ = client.subscribe(ncmd.clone(), QoS::AtLeastOnce).await;
+                let task = tokio::spawn(poll(eventloop, ncmd, node, rebirth_tx.clone()));
+                sessions[node] = Some(Session { client, task });
+                stats.nodes_online.fetch_add(1, Ordering::Relaxed);
+            }
+            Output::Publish {
+                node,
+                topic,
+                payload,
+            } => {
+                if let Some(s) = &sessions[node] {
+                    if topic.contains("/NBIRTH/") {
+                        stats.nbirths.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if s.client
+                        .publish(topic, payload, PublishOptions::at_most_once())
+                        .await
+                        .is_ok()
+                    {
+                        stats.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Output::Disconnect { node } => {
+                if let Some(s) = &sessions[node] {
+                    let _ = s.client.disconnect().await;
+                    stats.nodes_online.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Polls one session; rebirth NCMDs go to `rebirth_tx`. Ends after our DISCONNECT.
+async fn poll(
+    mut eventloop: rumqttc::EventLoop,
+    ncmd: String,
+    node: usize,
+    rebirth_tx: mpsc::UnboundedSender<usize>,
+) {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Incoming::Publish(p))) if p.topic == ncmd.as_bytes() => {
+                if is_rebirth(&p.payload) {
+                    let _ = rebirth_tx.send(node);
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "simulator: MQTT connection error, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+fn is_rebirth(payload: &[u8]) -> bool {
+    Payload::decode(payload).is_ok_and(|p| {
+        p.metrics.iter().any(|m| {
+            m.name.as_deref() == Some("Node Control/Rebirth")
+                && matches!(m.value.as_value(), Some(Value::Boolean(true)))
+        })
+    })
+}
