@@ -13,7 +13,9 @@ use oee_stream::demo::simulator::{SimConfig, Simulator};
 use oee_stream::demo::{DEMO_CONFIG, broker, demo_settings};
 use oee_stream::pipeline::PipelineStats;
 use oee_stream::sink::SinkStats;
-use tokio::sync::oneshot;
+use oee_stream::source::SessionStatus;
+use sparkplug::MessageType;
+use tokio::sync::{oneshot, watch};
 
 use crate::commands::config::print_diagnostics;
 use crate::commands::run::{self, shutdown_signal};
@@ -94,19 +96,31 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
     let nodes = sim.node_count();
     let sim_stats = Arc::new(SimStats::default());
     let (stop_sim, sim_stopped) = oneshot::channel::<()>();
-    let simulator = tokio::spawn(driver::drive(
-        sim,
-        DriveOptions {
-            host: broker_addr.ip().to_string(),
-            port: broker_addr.port(),
-            speed: args.speed,
-            client_prefix: "oee-demo-sim".to_string(),
-        },
-        Arc::clone(&sim_stats),
-        async {
-            let _ = sim_stopped.await;
-        },
-    ));
+    // The simulator starts once the pipeline's MQTT session is up, so the first births are
+    // seen (a late start would be repaired by rebirth requests, but reads worse).
+    let (session_tx, session_rx) = oneshot::channel::<watch::Receiver<SessionStatus>>();
+    let drive_opts = DriveOptions {
+        host: broker_addr.ip().to_string(),
+        port: broker_addr.port(),
+        speed: args.speed,
+        client_prefix: "oee-demo-sim".to_string(),
+    };
+    let simulator = {
+        let sim_stats = Arc::clone(&sim_stats);
+        tokio::spawn(async move {
+            if let Ok(mut status) = session_rx.await {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    status.wait_for(|s| s.sessions > 0),
+                )
+                .await;
+            }
+            driver::drive(sim, drive_opts, sim_stats, async {
+                let _ = sim_stopped.await;
+            })
+            .await
+        })
+    };
 
     let service_stats: Arc<Mutex<Option<ServiceStats>>> = Arc::default();
     let status = {
@@ -144,6 +158,7 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
             if let Ok(mut g) = service_stats.lock() {
                 *g = Some((Arc::clone(p.stats()), Arc::clone(&s.stats)));
             }
+            let _ = session_tx.send(p.status());
             println!(
                 "oee-stream demo: a simulated plant ({machines} machines on {nodes} lines), speed {speed}×"
             );
@@ -157,14 +172,37 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
             println!("Ctrl-C stops it.");
         }
     };
-    let shutdown = async move {
-        shutdown_signal().await;
-        println!("[demo] stopping");
-        let _ = stop_sim.send(());
-        match simulator.await {
-            Ok(Err(e)) => tracing::warn!("simulator: {e:#}"),
-            Err(e) => tracing::warn!("simulator task: {e}"),
-            Ok(Ok(())) => {}
+    let shutdown = {
+        let service_stats = Arc::clone(&service_stats);
+        let sim_stats = Arc::clone(&sim_stats);
+        async move {
+            shutdown_signal().await;
+            println!("[demo] stopping");
+            let online = sim_stats.nodes_online.load(Ordering::Relaxed);
+            let pipeline = service_stats
+                .lock()
+                .ok()
+                .and_then(|g| g.clone())
+                .map(|(p, _)| p);
+            let deaths0 = pipeline
+                .as_ref()
+                .map_or(0, |p| p.messages_of(MessageType::NDeath));
+            let _ = stop_sim.send(());
+            match simulator.await {
+                Ok(Err(e)) => tracing::warn!("simulator: {e:#}"),
+                Err(e) => tracing::warn!("simulator task: {e}"),
+                Ok(Ok(())) => {}
+            }
+            // Let the nodes' NDEATHs reach the pipeline (bounded), so the database records
+            // them offline.
+            if let Some(p) = pipeline {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                while p.messages_of(MessageType::NDeath) < deaths0 + online
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
         }
     };
     let served = run::serve(settings, shutdown, on_start).await;
