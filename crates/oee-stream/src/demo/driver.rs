@@ -60,28 +60,35 @@ pub async fn drive(
     let group = sim.config().group.clone();
     let t0 = Instant::now();
     let sim0 = sim.now_ms();
-    let out = sim.start();
-    apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+    // The first tick is immediate: `advance` opens the sessions and sends the births.
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
-        tokio::select! {
+        let out = tokio::select! {
             () = &mut stop => break,
             Some(node) = rebirth_rx.recv() => {
                 stats.rebirth_requests.fetch_add(1, Ordering::Relaxed);
-                let out = sim.rebirth(node);
-                apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+                sim.rebirth(node)
             }
             _ = tick.tick() => {
                 let elapsed = t0.elapsed().as_secs_f64() * opts.speed * 1000.0;
-                let out = sim.advance(sim0 + elapsed as u64);
-                apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+                sim.advance(sim0 + elapsed as u64)
             }
+        };
+        // Publishing waits when the MQTT client's queue is full (a slow or absent broker):
+        // the stop request still ends it.
+        tokio::select! {
+            () = &mut stop => break,
+            () = apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out) => {}
         }
     }
     let out = sim.shutdown();
-    apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out),
+    )
+    .await;
     // Give the DISCONNECTs a moment to leave, then stop the pollers.
     let deadline = Instant::now() + Duration::from_secs(2);
     for s in sessions.iter_mut().filter_map(Option::take) {
