@@ -15,7 +15,8 @@
 //! - turns window results into `oee_windows` rows (every result, every revision; an `oee_window`
 //!   event only when an hour/shift/day window is first final, revision 0 — rolling windows
 //!   are re-emitted every interval and would flood `events`) and fault transitions into
-//!   `faults` rows plus a `fault_transition` event with a stable id;
+//!   `faults` rows plus a `fault_transition` event with a stable id (an instance that late
+//!   data re-folded away keeps its row with the state `SUPERSEDED`);
 //! - publishes a fresh [`LiveView`] at most every 250 ms when something changed, and the
 //!   `/metrics` and `/health` numbers ([`OeeStats`]).
 //!
@@ -341,9 +342,18 @@ pub fn fault_records(ev: &FaultEvent) -> (FaultRow, EventRow) {
         line_id: Some(v.line_id.clone()),
         machine_id: Some(v.machine_id.clone()),
         severity: Some(v.severity),
+        // Stable (a replay gives the same ids) and distinct for distinct content (two
+        // revisions of one instance differ in what they say).
         id: format!(
-            "fault:{}:{transition}:{}:{}",
-            v.id, ev.ts_ms, ev.instance.occurrence_count
+            "fault:{}:{transition}:{}:{}:{}:{}:{}",
+            v.id,
+            ev.ts_ms,
+            ev.instance.occurrence_count,
+            v.state,
+            v.resolved_ms
+                .map_or_else(|| "-".to_string(), |t| t.to_string()),
+            v.acknowledged_ms
+                .map_or_else(|| "-".to_string(), |t| t.to_string()),
         ),
         payload: json!({
             "instance_id": v.id, "transition": transition, "code": v.code,
@@ -353,13 +363,20 @@ pub fn fault_records(ev: &FaultEvent) -> (FaultRow, EventRow) {
             "flags": flags,
         }),
     };
+    // Late data re-folded the instance away (its activations now belong to another one): the
+    // row stays, marked, so nothing shows it as open forever.
+    let state = if ev.transition == FaultTransition::Superseded {
+        "SUPERSEDED".to_string()
+    } else {
+        v.state
+    };
     let row = FaultRow {
         id: v.id,
         site_id: v.site_id,
         line_id: v.line_id,
         machine_id: v.machine_id,
         code: v.code,
-        state: v.state,
+        state,
         severity: v.severity,
         first_active_ms: v.first_active_ms,
         last_change_ms: v.last_change_ms,
@@ -489,6 +506,8 @@ pub struct OeeTask {
     out: Vec<Output>,
     max_ts: Ms,
     dirty: bool,
+    /// The `last_change` last written per fault instance.
+    last_change: std::collections::HashMap<FaultInstanceId, Ms>,
     windows_out: u64,
     fault_events_out: u64,
 }
@@ -513,6 +532,7 @@ impl OeeTask {
             out: Vec::new(),
             max_ts: Ms::MIN,
             dirty: true,
+            last_change: std::collections::HashMap::new(),
             windows_out: 0,
             fault_events_out: 0,
         }
@@ -774,7 +794,13 @@ impl OeeTask {
                 }
                 Output::Fault(ev) => {
                     self.fault_events_out += 1;
-                    let (row, event) = fault_records(&ev);
+                    let (mut row, event) = fault_records(&ev);
+                    // `faults` upserts keep the row with the latest `last_change`; a revision
+                    // (late data) can move an instance's times back, so the value written is
+                    // monotone per instance: the later record always wins.
+                    let last = self.last_change.entry(ev.instance.id).or_insert(Ms::MIN);
+                    row.last_change_ms = row.last_change_ms.max(*last);
+                    *last = row.last_change_ms;
                     records.push(Record::Fault(row));
                     records.push(Record::Event(event));
                 }
@@ -813,6 +839,11 @@ impl OeeTask {
             if !(i.state == FaultState::Resolved && i.acked_ms.is_some()) {
                 *active_by_machine.entry(&i.machine).or_default() += 1;
             }
+        }
+        if self.last_change.len() > 2 * instances.len() + 1024 {
+            let live: std::collections::HashSet<FaultInstanceId> =
+                instances.iter().map(|i| i.id).collect();
+            self.last_change.retain(|id, _| live.contains(id));
         }
         let mut faults: Vec<FaultView> = instances.iter().map(|i| fault_view(i)).collect();
         faults.sort_by(|a, b| a.id.cmp(&b.id));

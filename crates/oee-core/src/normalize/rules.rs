@@ -288,11 +288,15 @@ impl RuleSet {
                     r.machine_id.literal(),
                 ) && !r.signal_type.is_analog()
                 {
+                    // `fault.active` signals of one machine differ by their fault code.
                     let k = (
                         s.to_string(),
                         l.to_string(),
                         m.to_string(),
-                        r.signal_type.to_string(),
+                        match (&r.signal_type, r.fault_code) {
+                            (SignalType::FaultActive, Some(c)) => format!("fault.active:{c}"),
+                            (t, _) => t.to_string(),
+                        },
                     );
                     if let Some(&first) = targets.get(&k) {
                         errors.push(PathError::new(
