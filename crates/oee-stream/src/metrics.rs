@@ -415,3 +415,48 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     prometheus_client::encoding::text::encode(&mut out, registry)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calculate::{MachineGauges, OeeSnapshot};
+
+    #[test]
+    fn oee_gauges_are_percent_and_absent_while_null() {
+        let stats = Arc::new(PipelineStats::new(1));
+        *stats.oee.snapshot.lock().expect("lock") = OeeSnapshot {
+            active_windows: 3,
+            active_faults: 2,
+            machines: vec![MachineGauges {
+                machine_id: "M1".into(),
+                availability: Some(0.5),
+                performance: None,
+                quality: Some(0.95),
+                oee: Some(0.25),
+            }],
+            faults_by_band: vec![("M1".into(), "high", 2)],
+            ..OeeSnapshot::default()
+        };
+        stats.timings.observe("calculate", 1e-5);
+        let text = render(&registry(stats, Arc::new(SinkStats::default()))).expect("renders");
+        for line in [
+            "oee_calculator_oee_percent{machine_id=\"M1\"} 25.0",
+            "oee_calculator_availability_percent{machine_id=\"M1\"} 50.0",
+            "oee_calculator_quality_percent{machine_id=\"M1\"} 95.0",
+            "fault_state_machine_active_faults{machine_id=\"M1\",severity=\"high\"} 2",
+            "oee_calculator_active_windows 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(
+            !text.contains("oee_calculator_performance_percent{"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "stream_processor_pipeline_duration_seconds_count{stage=\"calculate\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -954,6 +954,22 @@ mod tests {
     }
 
     #[test]
+    fn one_machine_has_many_alarms_but_one_per_code() {
+        let alarm = |tag: &str, code: i64| TagMapping {
+            fault_code: Some(code),
+            ..mapping(tag, "fault.active", "M")
+        };
+        compile(vec![alarm("G/N/D/Jam", 1001), alarm("G/N/D/Door", 2002)])
+            .expect("different fault codes");
+        let e = errs(vec![alarm("G/N/D/Jam", 1001), alarm("G/N/D/Jam2", 1001)]);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("processing.tag_mappings[1].signal_type"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn duplicates_and_collisions() {
         let e = errs(vec![
             mapping("/G/N/D/Count", "counter.total", "M"),

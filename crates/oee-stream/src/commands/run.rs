@@ -118,6 +118,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(
         telemetry_rows = s.rows_telemetry,
         event_rows = s.rows_events,
+        oee_window_rows = s.rows_oee_windows,
+        fault_rows = s.rows_faults,
         spooled_batches = s.spool_batches,
         "stopped"
     );
