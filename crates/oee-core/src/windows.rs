@@ -60,6 +60,9 @@ pub struct OeeParams {
     pub default_ideal_cycle: Option<IdealCycle>,
     /// Ideal cycle time per machine.
     pub ideal_cycles: HashMap<MachineId, IdealCycle>,
+    /// Ideal cycle time per machine id alone (the config's `ideal_cycle_times` is keyed by
+    /// `machine_id`), used when `ideal_cycles` has no entry for the full id.
+    pub ideal_cycles_by_name: HashMap<Arc<str>, IdealCycle>,
     /// Counter plausibility (k = 2, slack 0).
     pub plausibility: Plausibility,
     /// `state.code` → category.
@@ -95,6 +98,7 @@ impl Default for OeeParams {
             revision_horizon_ms: 7_200_000,
             default_ideal_cycle: None,
             ideal_cycles: HashMap::new(),
+            ideal_cycles_by_name: HashMap::new(),
             plausibility: Plausibility::default(),
             state_codes: StateCodeTable::default(),
             not_running: Category::UnplannedStop,
@@ -518,6 +522,7 @@ impl OeeEngine {
                 .p
                 .ideal_cycles
                 .get(id)
+                .or_else(|| self.p.ideal_cycles_by_name.get(&id.machine))
                 .copied()
                 .or(self.p.default_ideal_cycle);
             self.machines.insert(id.clone(), Machine::new(ict));

@@ -64,7 +64,8 @@ async fn metrics_text(State(s): State<HttpState>) -> Response {
 }
 
 /// `{status, connected, decoder: {alias_cache_entries, cached_nodes}, normalizer:
-/// {tag_mappings_count}, mqtt: {...}}`; `status` is `ok` while connected, `degraded` while
+/// {tag_mappings_count}, oee_calculator: {active_windows}, fault_state_machine:
+/// {active_faults}, mqtt: {...}}`; `status` is `ok` while connected, `degraded` while
 /// the broker is away, `stopped` after shutdown.
 async fn health(State(s): State<HttpState>) -> Response {
     let status = s.status.borrow().clone();
@@ -77,6 +78,7 @@ async fn health(State(s): State<HttpState>) -> Response {
         (true, true) => "ok",
         (true, false) => "degraded",
     };
+    let oee = s.stats.oee.snapshot();
     axum::Json(json!({
         "status": state,
         "connected": status.connected,
@@ -86,6 +88,12 @@ async fn health(State(s): State<HttpState>) -> Response {
         },
         "normalizer": {
             "tag_mappings_count": s.tag_mappings,
+        },
+        "oee_calculator": {
+            "active_windows": oee.active_windows,
+        },
+        "fault_state_machine": {
+            "active_faults": oee.active_faults,
         },
         "mqtt": {
             "sessions": status.sessions,

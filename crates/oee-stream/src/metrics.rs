@@ -80,6 +80,17 @@ struct EventLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MachineLabel {
+    machine_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabel {
+    machine_id: String,
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShardLabel {
     shard: String,
 }
@@ -220,8 +231,92 @@ impl Collector for PipelineCollector {
                 shard: i.to_string(),
             })?)?;
         }
-        Ok(())
+        encode_oee(&mut enc, &s.oee.snapshot())
     }
+}
+
+/// The OEE task's gauges: per machine the latest rolling window (else the current hour), in
+/// percent, absent while NULL; active faults by machine and severity band.
+fn encode_oee(
+    enc: &mut DescriptorEncoder,
+    snap: &crate::calculate::OeeSnapshot,
+) -> std::fmt::Result {
+    type Pick = fn(&crate::calculate::MachineGauges) -> Option<f64>;
+    let kpis: [(&str, &str, Pick); 4] = [
+        (
+            "oee_calculator_oee_percent",
+            "OEE of the latest rolling window (else the current hour), percent",
+            |m| m.oee,
+        ),
+        (
+            "oee_calculator_availability_percent",
+            "Availability of the latest rolling window (else the current hour), percent",
+            |m| m.availability,
+        ),
+        (
+            "oee_calculator_performance_percent",
+            "Performance of the latest rolling window (else the current hour), percent",
+            |m| m.performance,
+        ),
+        (
+            "oee_calculator_quality_percent",
+            "Quality of the latest rolling window (else the current hour), percent",
+            |m| m.quality,
+        ),
+    ];
+    for (name, help, pick) in kpis {
+        let mut family = enc.encode_descriptor(
+            name,
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for m in &snap.machines {
+            if let Some(v) = pick(m) {
+                ConstGauge::new(v * 100.0).encode(family.encode_family(&MachineLabel {
+                    machine_id: m.machine_id.clone(),
+                })?)?;
+            }
+        }
+    }
+    let mut family = enc.encode_descriptor(
+        "fault_state_machine_active_faults",
+        "Fault instances ACTIVE or ACKNOWLEDGED, by machine and severity band (low 1-200, medium_low 201-400, medium 401-600, medium_high 601-800, high 801-1000)",
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (machine_id, severity, n) in &snap.faults_by_band {
+        ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX)).encode(family.encode_family(
+            &FaultLabel {
+                machine_id: machine_id.clone(),
+                severity,
+            },
+        )?)?;
+    }
+    gauge(
+        enc,
+        "oee_calculator_active_windows",
+        "Open (current hour) windows of machines and lines",
+        i64::try_from(snap.active_windows).unwrap_or(i64::MAX),
+    )?;
+    counter(
+        enc,
+        "oee_calculator_window_results",
+        "Window results (new and revised) written",
+        snap.windows_out,
+    )?;
+    counter(
+        enc,
+        "oee_calculator_fault_transitions",
+        "Fault transitions written",
+        snap.fault_events_out,
+    )?;
+    counter(
+        enc,
+        "oee_calculator_inputs_too_late",
+        "Inputs older than the revision horizon behind the watermark, dropped",
+        snap.too_late,
+    )
 }
 
 #[derive(Debug)]
@@ -319,4 +414,49 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calculate::{MachineGauges, OeeSnapshot};
+
+    #[test]
+    fn oee_gauges_are_percent_and_absent_while_null() {
+        let stats = Arc::new(PipelineStats::new(1));
+        *stats.oee.snapshot.lock().expect("lock") = OeeSnapshot {
+            active_windows: 3,
+            active_faults: 2,
+            machines: vec![MachineGauges {
+                machine_id: "M1".into(),
+                availability: Some(0.5),
+                performance: None,
+                quality: Some(0.95),
+                oee: Some(0.25),
+            }],
+            faults_by_band: vec![("M1".into(), "high", 2)],
+            ..OeeSnapshot::default()
+        };
+        stats.timings.observe("calculate", 1e-5);
+        let text = render(&registry(stats, Arc::new(SinkStats::default()))).expect("renders");
+        for line in [
+            "oee_calculator_oee_percent{machine_id=\"M1\"} 25.0",
+            "oee_calculator_availability_percent{machine_id=\"M1\"} 50.0",
+            "oee_calculator_quality_percent{machine_id=\"M1\"} 95.0",
+            "fault_state_machine_active_faults{machine_id=\"M1\",severity=\"high\"} 2",
+            "oee_calculator_active_windows 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(
+            !text.contains("oee_calculator_performance_percent{"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "stream_processor_pipeline_duration_seconds_count{stage=\"calculate\"} 1"
+            ),
+            "{text}"
+        );
+    }
 }

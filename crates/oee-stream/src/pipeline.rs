@@ -34,6 +34,8 @@ use sparkplug::{
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::calculate::{self, NodeEvent, OeeItem, OeeStats, OeeTask};
+use crate::live::Live;
 use crate::metrics::StageTimings;
 use crate::settings::Settings;
 use crate::sink::{EventKind, EventRow, Record, TelemetryRow};
@@ -145,6 +147,8 @@ pub struct PipelineStats {
     pub running: AtomicBool,
     /// Per-message processing time by stage (`/metrics`).
     pub timings: StageTimings,
+    /// The OEE task's numbers for `/metrics` and `/health`.
+    pub oee: OeeStats,
 }
 
 /// What one shard last published about itself.
@@ -216,6 +220,8 @@ pub struct PipelineHandle {
     shutdown: watch::Sender<bool>,
     source: JoinHandle<()>,
     shards: Vec<JoinHandle<()>>,
+    oee: JoinHandle<()>,
+    live: Live,
 }
 
 impl PipelineHandle {
@@ -233,9 +239,16 @@ impl PipelineHandle {
         self.router.queue_depths()
     }
 
+    /// The live view and the acknowledgement channel of the OEE task (for the HTTP API).
+    pub fn live(&self) -> Live {
+        self.live.clone()
+    }
+
     /// Stops cleanly: publishes the STATE death, disconnects, lets every shard finish what it
-    /// has received and send its records, then returns. The record sender given to
-    /// [`start`] is dropped when this returns, so the sink sees the end of the stream.
+    /// has received and send its records, then lets the OEE task flush its engine (every
+    /// window up to the newest event time, see [`crate::calculate`]) and send its records,
+    /// then returns. The record sender given to [`start`] is dropped when this returns, so
+    /// the sink sees the end of the stream.
     pub async fn shutdown(self) {
         let PipelineHandle {
             stats,
@@ -243,6 +256,7 @@ impl PipelineHandle {
             shutdown,
             source,
             shards,
+            oee,
             ..
         } = self;
         shutdown.send_replace(true);
@@ -251,6 +265,8 @@ impl PipelineHandle {
         for s in shards {
             let _ = s.await;
         }
+        // The shards dropped their OEE senders: the task flushes and ends.
+        let _ = oee.await;
         stats.running.store(false, Ordering::Relaxed);
     }
 }
@@ -281,6 +297,24 @@ pub fn start(
         ..HostConfig::default()
     };
     let rules = Arc::new(settings.domain.rules.clone());
+    // build_domain ran the same mapping, so this cannot fail for validated settings.
+    let (oee_params, fault_params) = settings.domain.engine_params().unwrap_or_else(|e| {
+        tracing::error!(
+            ?e,
+            "oee/faults configuration not usable; engine defaults apply"
+        );
+        Default::default()
+    });
+    let (live, view_tx, ack_rx) = Live::channel(ACK_QUEUE);
+    let (oee_tx, oee_rx) = mpsc::channel(OEE_QUEUE);
+    let task = OeeTask::new(
+        oee_params,
+        fault_params,
+        records.clone(),
+        Arc::clone(&stats),
+        view_tx,
+    );
+    let oee = tokio::spawn(task.run(oee_rx, ack_rx));
     let parts = mqtt::parts();
     let mut senders = Vec::with_capacity(n);
     let mut shards = Vec::with_capacity(n);
@@ -295,10 +329,14 @@ pub fn start(
             records: records.clone(),
             stats: Arc::clone(&stats),
             normalize_time: Duration::ZERO,
+            oee: oee_tx.clone(),
+            oee_batch: Vec::new(),
+            machine_ids: foldhash::HashMap::default(),
         };
         shards.push(tokio::spawn(shard.run(rx)));
     }
     drop(records);
+    drop(oee_tx);
     let router = Router {
         shards: senders,
         hasher: foldhash::fast::FixedState::default(),
@@ -320,8 +358,17 @@ pub fn start(
         shutdown,
         source,
         shards,
+        oee,
+        live,
     })
 }
+
+/// Batches (one per message with OEE signals) waiting for the OEE task.
+const OEE_QUEUE: usize = 4096;
+/// Acknowledgements waiting for the OEE task.
+const ACK_QUEUE: usize = 64;
+/// Machine ids remembered per shard (by signal tag) before the cache starts over.
+const MACHINE_CACHE: usize = 100_000;
 
 /// One shard: the sessions of its edge nodes and their normalization.
 struct Shard {
@@ -333,6 +380,18 @@ struct Shard {
     stats: Arc<PipelineStats>,
     /// Time spent in the normalizer for the current message.
     normalize_time: Duration,
+    /// To the OEE task.
+    oee: mpsc::Sender<Vec<OeeItem>>,
+    oee_batch: Vec<OeeItem>,
+    /// The machine of a signal tag, by the tag's address (the tag is kept alive here, so the
+    /// address cannot be reused by another tag).
+    machine_ids: foldhash::HashMap<
+        usize,
+        (
+            Arc<normalize::SignalTag>,
+            Option<oee_core::types::MachineId>,
+        ),
+    >,
 }
 
 impl Shard {
@@ -383,9 +442,14 @@ impl Shard {
 
     /// Turns host events into records; false when the record receiver is gone.
     async fn emit(&mut self, events: &mut Vec<HostEvent>) -> bool {
+        let mut index = 0usize;
         for ev in events.drain(..) {
+            self.lifecycle(&ev);
             let record = match ev {
-                HostEvent::Sample(s) => match self.sample(&s) {
+                HostEvent::Sample(s) => match self.sample(&s, {
+                    index += 1;
+                    index - 1
+                }) {
                     Some(r) => r,
                     None => continue,
                 },
@@ -487,10 +551,84 @@ impl Shard {
             }
             self.stats.records_out.fetch_add(1, Ordering::Relaxed);
         }
+        if !self.oee_batch.is_empty() {
+            let batch = std::mem::take(&mut self.oee_batch);
+            // The OEE task ends only after the shards; a send error means it failed.
+            let _ = self.oee.send(batch).await;
+        }
         true
     }
 
-    fn sample(&mut self, s: &MetricSample) -> Option<Record> {
+    /// Node and device lifecycle for the live view's node list.
+    fn lifecycle(&mut self, ev: &HostEvent) {
+        let item = match ev {
+            HostEvent::NodeOnline {
+                group,
+                edge_node,
+                bd_seq,
+                timestamp,
+                ..
+            } => NodeEvent::Online {
+                group: group.clone(),
+                edge_node: edge_node.clone(),
+                bd_seq: *bd_seq,
+                at_ms: *timestamp as i64,
+            },
+            HostEvent::NodeOffline {
+                group,
+                edge_node,
+                timestamp,
+                ..
+            } => NodeEvent::Offline {
+                group: group.clone(),
+                edge_node: edge_node.clone(),
+                at_ms: *timestamp as i64,
+            },
+            HostEvent::DeviceOnline {
+                group,
+                edge_node,
+                device,
+                ..
+            } => NodeEvent::DeviceOnline {
+                group: group.clone(),
+                edge_node: edge_node.clone(),
+                device: device.clone(),
+            },
+            HostEvent::DeviceOffline {
+                group,
+                edge_node,
+                device,
+                ..
+            } => NodeEvent::DeviceOffline {
+                group: group.clone(),
+                edge_node: edge_node.clone(),
+                device: device.clone(),
+            },
+            _ => return,
+        };
+        self.oee_batch.push(OeeItem::Node(item));
+    }
+
+    /// Queues the engine input of a mapped signal for the OEE task.
+    fn oee_input(&mut self, sig: &Signal, s: &MetricSample, index: usize) {
+        let key = Arc::as_ptr(&sig.tag) as usize;
+        if !self.machine_ids.contains_key(&key) {
+            if self.machine_ids.len() >= MACHINE_CACHE {
+                self.machine_ids.clear();
+            }
+            self.machine_ids
+                .insert(key, (Arc::clone(&sig.tag), calculate::machine_of(sig)));
+        }
+        let Some(machine) = self.machine_ids.get(&key).and_then(|m| m.1.clone()) else {
+            return;
+        };
+        let tie = calculate::tie_break(s.bd_seq, s.seq, index);
+        if let Some(input) = calculate::signal_input(sig, machine, tie, s.bd_seq) {
+            self.oee_batch.push(OeeItem::Input(input));
+        }
+    }
+
+    fn sample(&mut self, s: &MetricSample, index: usize) -> Option<Record> {
         let Some(value) = source_value(s.value.as_ref()) else {
             self.stats.values_skipped.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -513,6 +651,7 @@ impl Shard {
             Outcome::Signal(sig) | Outcome::Unmapped(Some(sig)) => {
                 if sig.tag.rule.is_some() {
                     self.stats.signals.fetch_add(1, Ordering::Relaxed);
+                    self.oee_input(&sig, s, index);
                 } else {
                     self.stats.unmapped.fetch_add(1, Ordering::Relaxed);
                 }

@@ -5,6 +5,7 @@
 //! The service sections (`mqtt`, `database`, `http`, `log`) and environment overrides belong to
 //! the binary (`oee-stream::settings`); this crate knows nothing about MQTT or SQL.
 
+pub mod engine;
 pub mod faults;
 pub mod oee;
 pub mod processing;
@@ -49,6 +50,9 @@ pub fn build_domain(
         .ok();
     oee.validate("oee", &mut errors);
     let severities = faults.compile("faults", &mut errors);
+    if let Err(e) = engine::calendars(oee) {
+        errors.extend(e);
+    }
     match rules {
         Some(rules) if errors.is_empty() => Ok(Domain {
             rules,

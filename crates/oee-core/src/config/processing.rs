@@ -170,6 +170,16 @@ pub struct StateCodeTable {
 }
 
 impl StateCodeTable {
+    /// Category of a code no rule lists.
+    pub fn default_category(&self) -> StateCategory {
+        self.default
+    }
+
+    /// The rules as sorted, non-overlapping inclusive ranges `(from, to, category)`.
+    pub fn ranges(&self) -> impl Iterator<Item = (i64, i64, StateCategory)> + '_ {
+        self.ranges.iter().map(|r| (r.0, r.1, r.2))
+    }
+
     pub fn category(&self, code: i64) -> (StateCategory, Option<&Arc<str>>) {
         let i = self.ranges.partition_point(|r| r.1 < code);
         match self.ranges.get(i) {

@@ -288,11 +288,15 @@ impl RuleSet {
                     r.machine_id.literal(),
                 ) && !r.signal_type.is_analog()
                 {
+                    // `fault.active` signals of one machine differ by their fault code.
                     let k = (
                         s.to_string(),
                         l.to_string(),
                         m.to_string(),
-                        r.signal_type.to_string(),
+                        match (&r.signal_type, r.fault_code) {
+                            (SignalType::FaultActive, Some(c)) => format!("fault.active:{c}"),
+                            (t, _) => t.to_string(),
+                        },
                     );
                     if let Some(&first) = targets.get(&k) {
                         errors.push(PathError::new(
@@ -945,6 +949,22 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(
             e[0].starts_with("processing.tag_mappings[1].source_tag"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn one_machine_has_many_alarms_but_one_per_code() {
+        let alarm = |tag: &str, code: i64| TagMapping {
+            fault_code: Some(code),
+            ..mapping(tag, "fault.active", "M")
+        };
+        compile(vec![alarm("G/N/D/Jam", 1001), alarm("G/N/D/Door", 2002)])
+            .expect("different fault codes");
+        let e = errs(vec![alarm("G/N/D/Jam", 1001), alarm("G/N/D/Jam2", 1001)]);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("processing.tag_mappings[1].signal_type"),
             "{e:?}"
         );
     }

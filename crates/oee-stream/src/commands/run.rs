@@ -137,6 +137,8 @@ pub(crate) async fn serve(
     tracing::info!(
         telemetry_rows = s.rows_telemetry,
         event_rows = s.rows_events,
+        oee_window_rows = s.rows_oee_windows,
+        fault_rows = s.rows_faults,
         spooled_batches = s.spool_batches,
         "stopped"
     );
