@@ -156,7 +156,11 @@ impl Live {
     /// A channel pair: the [`Live`] for readers, and the publisher's ends.
     pub fn channel(
         ack_capacity: usize,
-    ) -> (Live, watch::Sender<Arc<LiveView>>, mpsc::Receiver<AckRequest>) {
+    ) -> (
+        Live,
+        watch::Sender<Arc<LiveView>>,
+        mpsc::Receiver<AckRequest>,
+    ) {
         let (view_tx, view) = watch::channel(Arc::new(LiveView::default()));
         let (acks, ack_rx) = mpsc::channel(ack_capacity.max(1));
         (Live { view, acks }, view_tx, ack_rx)

@@ -87,6 +87,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             Arc::clone(&sink.stats),
         )),
         tag_mappings: settings.domain.rules.len(),
+        // Until the pipeline publishes its live view (`pipeline.live()`), the API shows an
+        // empty view and answers acknowledgements with 503.
+        live: oee_stream::live::Live::channel(1).0,
+        acknowledge: settings.file.http.acknowledge.clone(),
     };
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(listener, state, async {
