@@ -351,6 +351,14 @@ async fn dashboard_in_headless_chromium_shows_the_api_and_acknowledges() {
             json!(true),
             "the page scrolls sideways on a phone"
         );
+        // Table rows become blocks: a fault's state is on screen without scrolling sideways.
+        assert_eq!(
+            b.eval(
+                "document.querySelector(\"[data-fault='F-1'] .fault-state\")\
+                 .getBoundingClientRect().right <= window.innerWidth"
+            ),
+            json!(true)
+        );
         b.screenshot(&phone_shot);
 
         // Read-only: no Acknowledge buttons at all.
