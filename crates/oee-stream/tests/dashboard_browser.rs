@@ -1,7 +1,7 @@
 //! The dashboard in a real headless Chromium, driven over the Chrome DevTools Protocol: the
 //! page loads, machines and OEE values appear and match the API, clicking Acknowledge (a real
 //! mouse click) asks for a name once, changes the fault's state in the page and reaches the
-//! (fake) OEE task with that name; the page fits a phone's width. Screenshots go to
+//! (fake) OEE task with that name, also with a bearer token; the page fits a phone's width. Screenshots go to
 //! `target/dashboard.png` and `target/dashboard-phone.png`.
 //!
 //! Needs `/usr/bin/chromium` (scripts/test.sh installs it) or `OEE_TEST_CHROMIUM=PATH`.
@@ -21,6 +21,7 @@ mod apisupport;
 use apisupport::{enabled, get, start};
 
 const WAIT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "dashboard-test-token-0123456789";
 
 fn chromium_path() -> PathBuf {
     if let Ok(p) = std::env::var("OEE_TEST_CHROMIUM") {
@@ -243,11 +244,14 @@ fn shown(v: &Value) -> String {
 async fn dashboard_in_headless_chromium_shows_the_api_and_acknowledges() {
     let s = start(enabled(None), true).await;
     let readonly = start(AcknowledgeConfig::default(), true).await;
+    let guarded = start(enabled(Some(TOKEN)), true).await;
     let api = get(s.addr, "/api/machines").await.json();
     let lines = get(s.addr, "/api/lines").await.json();
     let url = format!("http://{}/", s.addr);
     let readonly_url = format!("http://{}/", readonly.addr);
+    let guarded_url = format!("http://{}/", guarded.addr);
     let received = std::sync::Arc::clone(&s.received);
+    let guarded_received = std::sync::Arc::clone(&guarded.received);
     let shot = target_dir().join("dashboard.png");
     let phone_shot = target_dir().join("dashboard-phone.png");
 
@@ -372,6 +376,21 @@ async fn dashboard_in_headless_chromium_shows_the_api_and_acknowledges() {
             b.eval("document.querySelectorAll('[data-fault]').length"),
             json!(3)
         );
+
+        // With a token: the form asks for it too (another origin, so the name again).
+        b.navigate(&guarded_url);
+        b.click("[data-ack='F-1']");
+        b.wait_for("!document.getElementById('who-token-row').hidden");
+        b.click("#who-name");
+        b.call("Input.insertText", json!({"text": "Lin"}));
+        b.click("#who-token");
+        b.call("Input.insertText", json!({"text": TOKEN}));
+        b.click("#who-save");
+        b.wait_for(
+            "document.querySelector(\"[data-fault='F-1']\").dataset.state === 'ACKNOWLEDGED'",
+        );
+        assert_eq!(b.text("[data-fault='F-1'] .fault-by"), "Lin");
+        assert_eq!(b.text("#message"), "", "no error shown");
     })
     .await
     .expect("the browser test");
@@ -385,4 +404,10 @@ async fn dashboard_in_headless_chromium_shows_the_api_and_acknowledges() {
         .map(|f| f["acknowledged_by"].as_str().unwrap())
         .collect();
     assert_eq!(by, ["Grace Hopper", "Ada", "Grace Hopper"]);
+    let got = guarded_received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].instance_id.as_str(), got[0].who.as_str()),
+        ("F-1", "Lin")
+    );
 }
