@@ -1,8 +1,8 @@
 //! The dashboard in a real headless Chromium, driven over the Chrome DevTools Protocol: the
 //! page loads, machines and OEE values appear and match the API, clicking Acknowledge (a real
 //! mouse click) asks for a name once, changes the fault's state in the page and reaches the
-//! (fake) OEE task with that name, also with a bearer token; the page fits a phone's width. Screenshots go to
-//! `target/dashboard.png` and `target/dashboard-phone.png`.
+//! (fake) OEE task with that name, also with a bearer token; the page fits a phone's width.
+//! Screenshots go to `target/dashboard.png` and `target/dashboard-phone.png`.
 //!
 //! Needs `/usr/bin/chromium` (scripts/test.sh installs it) or `OEE_TEST_CHROMIUM=PATH`.
 #![allow(clippy::unwrap_used)]
