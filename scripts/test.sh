@@ -13,6 +13,11 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     apt-get update && apt-get install -y mosquitto
 fi
 
+step "checking for Chromium (the dashboard test drives a real headless browser)"
+if [ -z "${OEE_TEST_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
 step "checking the committed protobuf code against proto/sparkplug_b.proto"
 cargo run --quiet --locked -p xtask -- check-proto
 

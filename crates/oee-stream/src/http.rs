@@ -1,6 +1,11 @@
 //! The HTTP server (default `0.0.0.0:9100`): `/metrics` (Prometheus), `/health` (what the
 //! service is doing, as JSON) and `/ready` (for orchestrators: 200 once the broker session is
-//! up, 503 before and while it is down). See docs/metrics.md.
+//! up, 503 before and while it is down). See docs/metrics.md. The JSON API under `/api/`
+//! ([`api`], docs/api.md) and the dashboard at `/` ([`dashboard`], docs/dashboard.md) read the
+//! OEE task's [`Live`] view.
+
+pub mod api;
+pub mod dashboard;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,8 +21,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::live::Live;
 use crate::metrics;
 use crate::pipeline::PipelineStats;
+use crate::settings::AcknowledgeConfig;
 use crate::source::mqtt::SessionStatus;
 
 /// What the handlers read. Cheap to clone.
@@ -28,6 +35,10 @@ pub struct HttpState {
     pub registry: Arc<Registry>,
     /// Tag mapping rules loaded.
     pub tag_mappings: usize,
+    /// The OEE task's live view and acknowledgement channel (API and dashboard).
+    pub live: Live,
+    /// `http.acknowledge`: whether the API may acknowledge faults, and the bearer token.
+    pub acknowledge: AcknowledgeConfig,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -35,6 +46,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .merge(api::routes())
+        .merge(dashboard::routes())
         .with_state(state)
 }
 

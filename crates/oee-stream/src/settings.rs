@@ -295,13 +295,34 @@ impl Default for SpoolConfig {
 #[serde(default)]
 pub struct HttpConfig {
     pub listen: String,
+    pub acknowledge: AcknowledgeConfig,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "0.0.0.0:9100".into(),
+            acknowledge: AcknowledgeConfig::default(),
         }
+    }
+}
+
+/// `http.acknowledge:` the one write the API allows. Off by default (the API is read-only);
+/// with a `token`, `POST /api/faults/{id}/acknowledge` needs `Authorization: Bearer <token>`.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AcknowledgeConfig {
+    pub enabled: bool,
+    /// Never logged nor printed (its `Debug` shows `<redacted>`).
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for AcknowledgeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcknowledgeConfig")
+            .field("enabled", &self.enabled)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -415,6 +436,7 @@ pub fn load_settings(
             None
         }
     };
+    check_acknowledge(&cfg.http.acknowledge, &mut errors);
     check_sparkplug(&cfg.sparkplug, &mut errors);
     let domain = build_domain(&cfg.processing, &cfg.oee, &cfg.faults)
         .map_err(|e| errors.extend(e))
@@ -461,6 +483,27 @@ pub fn load_settings(
         warnings,
         tls: None,
     })
+}
+
+/// `http.acknowledge.token`: when given, a usable bearer token (the value itself never appears
+/// in a message).
+fn check_acknowledge(ack: &AcknowledgeConfig, errors: &mut Vec<PathError>) {
+    let Some(token) = &ack.token else {
+        return;
+    };
+    let message = if token.is_empty() {
+        "is empty: remove the key for no token, or give one of at least 16 characters"
+    } else if token.len() < 16 {
+        "is too short: use at least 16 characters (e.g. `openssl rand -hex 32`)"
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        "may contain only visible ASCII characters (no spaces or control characters)"
+    } else {
+        return;
+    };
+    errors.push(PathError::new(
+        "http.acknowledge.token",
+        message.to_string(),
+    ));
 }
 
 /// Read and validate a configuration file without connecting to anything: what

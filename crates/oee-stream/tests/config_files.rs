@@ -275,3 +275,42 @@ fn a_second_document_is_an_error() {
         ]
     );
 }
+
+#[test]
+fn acknowledgement_is_off_by_default_and_its_token_is_never_shown() {
+    let s = load_settings("", "empty.yml", &no_env()).unwrap();
+    assert!(!s.file.http.acknowledge.enabled);
+    assert_eq!(s.file.http.acknowledge.token, None);
+
+    let token = "a-long-enough-secret-token";
+    let text = format!("http:\n  acknowledge:\n    enabled: true\n    token: \"{token}\"\n");
+    let s = load_settings(&text, "ack.yml", &no_env()).unwrap();
+    assert!(s.file.http.acknowledge.enabled);
+    assert_eq!(s.file.http.acknowledge.token.as_deref(), Some(token));
+    let debug = format!("{:?}", s.file);
+    assert!(!debug.contains(token), "{debug}");
+    assert!(debug.contains("<redacted>"));
+
+    // From the environment too (how a Secret is usually passed).
+    let env: BTreeMap<String, String> = [
+        ("OEE_HTTP__ACKNOWLEDGE__ENABLED", "true"),
+        ("OEE_HTTP__ACKNOWLEDGE__TOKEN", token),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let s = load_settings("", "empty.yml", &env).unwrap();
+    assert!(s.file.http.acknowledge.enabled);
+    assert_eq!(s.file.http.acknowledge.token.as_deref(), Some(token));
+
+    for (bad, needle) in [
+        ("\"\"", "is empty"),
+        ("\"with a space in the token\"", "only visible ASCII"),
+    ] {
+        let text = format!("http:\n  acknowledge:\n    token: {bad}\n");
+        let errors = load_settings(&text, "ack.yml", &no_env()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "http.acknowledge.token");
+        assert!(errors[0].message.contains(needle), "{}", errors[0].message);
+    }
+}

@@ -34,6 +34,8 @@ async fn start() -> Server {
         status: status_rx,
         registry: Arc::new(metrics::registry(Arc::clone(&stats), Arc::clone(&sink))),
         tag_mappings: 4,
+        live: oee_stream::live::Live::channel(1).0,
+        acknowledge: Default::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let addr = listener.local_addr().expect("address");

@@ -103,6 +103,8 @@ pub(crate) async fn serve(
             Arc::clone(&sink.stats),
         )),
         tag_mappings: settings.domain.rules.len(),
+        live: pipeline.live(),
+        acknowledge: settings.file.http.acknowledge.clone(),
     };
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(listener, state, async {
