@@ -746,9 +746,13 @@ impl OeeTask {
         if inst.acked_ms.is_some() {
             return Err(AckError::AlreadyAcknowledged(instance_id.to_string()));
         }
-        // An acknowledgement cannot precede the activation it acknowledges (clock skew
-        // between the operator's clock and the machine's).
-        let ts_ms = at_ms.max(inst.last_active_ms);
+        // An acknowledgement comes after everything the instance has seen, whatever the
+        // operator's clock says (it may run behind the machine's, as in the demo whose plant
+        // runs ahead in simulated time): at the same millisecond as the activation it would
+        // sort before it in the fault's history and acknowledge nothing.
+        let ts_ms = at_ms
+            .max(inst.last_active_ms + 1)
+            .max(inst.resolved_ms.map_or(Ms::MIN, |r| r + 1));
         self.engine.push(
             &OeeInput::Ack {
                 instance: id,

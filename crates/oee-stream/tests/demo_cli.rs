@@ -1,6 +1,7 @@
 //! `oee-stream demo` as a process: embedded broker, simulator, pipeline, SQLite and HTTP in
-//! one, polled (with a deadline) until the database shows converted telemetry for several
-//! machines and the edge nodes online; then SIGTERM and a clean exit.
+//! one, polled (with deadlines) until `/api/machines` shows every simulated machine with an OEE
+//! (within 60 s of start at `--speed 60`) and the database shows converted telemetry for every
+//! machine and the edge nodes online; then SIGTERM and a clean exit.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,29 @@ impl Drop for Demo {
 }
 
 const DEADLINE: Duration = Duration::from_secs(90);
+
+/// The simulated plant's machines.
+const MACHINES: usize = 6;
+
+/// The README's promise: within a minute the dashboard shows every machine with an OEE.
+const OEE_WITHIN: Duration = Duration::from_secs(60);
+
+/// The machines of an `/api/machines` answer with a non-null OEE (current window or rolling),
+/// sorted.
+fn machines_with_oee(body: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = v["machines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["current"]["oee"].is_number() || m["rolling"]["oee"].is_number())
+        .filter_map(|m| m["machine_id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
 
 /// Temperatures (°C), pressures (bar) and node events in the database so far.
 #[derive(Debug, Default)]
@@ -108,6 +132,36 @@ async fn demo_fills_the_database_and_stops_cleanly() {
         assert!(start.elapsed() < DEADLINE, "no /health on {addr}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The dashboard's promise: every simulated machine with an OEE within a minute of start.
+    let machines = loop {
+        let with_oee = match try_http_get(addr, "/api/machines").await {
+            Ok((200, body)) => machines_with_oee(&body),
+            _ => Vec::new(),
+        };
+        if with_oee.len() >= MACHINES {
+            break with_oee;
+        }
+        assert!(demo.0.try_wait().unwrap().is_none(), "demo exited early");
+        assert!(
+            start.elapsed() < OEE_WITHIN,
+            "after {:?} only these machines have an OEE: {with_oee:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        machines,
+        [
+            "DEMO-Line1-Capper",
+            "DEMO-Line1-Filler",
+            "DEMO-Line1-Labeler",
+            "DEMO-Line2-Mixer",
+            "DEMO-Line2-Packer",
+            "DEMO-Line2-Press",
+        ]
+    );
+    eprintln!("every machine has an OEE after {:?}", start.elapsed());
 
     // The database fills: six machines, °F converted to °C, psi to bar, both nodes online.
     let seen = loop {

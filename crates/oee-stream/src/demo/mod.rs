@@ -51,6 +51,10 @@ mod tests {
         });
         assert!(s.warnings.is_empty(), "{:#?}", s.warnings);
         assert_eq!(s.http_listen.port(), 19100);
+        // On loopback only, with the dashboard's Acknowledge buttons.
+        assert!(s.http_listen.ip().is_loopback());
+        assert!(s.file.http.acknowledge.enabled);
+        assert!(s.file.http.acknowledge.token.is_none());
         assert_eq!(s.broker.port, 18830);
         let s = load_settings(DEMO_CONFIG, "demo.yml", &BTreeMap::new()).unwrap();
         assert_eq!(s.domain.rules.len(), 8);

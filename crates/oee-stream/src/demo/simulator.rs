@@ -46,6 +46,9 @@ const FAULTS: [(i32, u64); 4] = [(1001, 240), (1002, 420), (1003, 120), (2001, 6
 pub const BREAKS_UTC_S: [u64; 3] = [10 * 3600, 18 * 3600, 2 * 3600];
 const BREAK_LEN_S: u64 = 15 * 60;
 
+/// The model's time step (simulated ms).
+const STEP_MS: u64 = 1_000;
+
 /// Machine names of the first two lines; more machines are called `M<n>`.
 const NAMES: [[&str; 3]; 2] = [
     ["Filler", "Capper", "Labeler"],
@@ -334,17 +337,17 @@ impl Simulator {
         out
     }
 
-    /// Runs the plant up to `to_ms` (simulated), in steps of at most one second.
+    /// Runs the plant up to `to_ms` (simulated) in whole steps of one second; a rest shorter
+    /// than a second waits for the next call. So the plant's history depends on the seed and
+    /// the start time only, never on how a driver's wall-clock ticks happen to fall.
     pub fn advance(&mut self, to_ms: u64) -> Vec<Output> {
         let mut out = Vec::new();
         if !self.started {
             out = self.start();
         }
-        while self.now_ms < to_ms {
-            let next = (self.now_ms + 1_000).min(to_ms);
-            let dt = next - self.now_ms;
-            self.now_ms = next;
-            self.step(dt, &mut out);
+        while self.now_ms + STEP_MS <= to_ms {
+            self.now_ms += STEP_MS;
+            self.step(STEP_MS, &mut out);
         }
         out
     }
@@ -685,6 +688,23 @@ mod tests {
             out.extend(sim.advance(start + s * 10_000));
         }
         out
+    }
+
+    #[test]
+    fn history_does_not_depend_on_how_time_is_advanced() {
+        // A driver advances by whatever its wall-clock ticks measured (3 012 ms, 2 987 ms, …).
+        let cfg = SimConfig::default();
+        let start = cfg.start_ms;
+        let mut sim = Simulator::new(cfg);
+        let mut out = sim.start();
+        let mut t = start;
+        let mut k = 0u64;
+        while t < start + 10 * 60_000 {
+            k += 1;
+            t = (t + 2_950 + k * 37 % 113).min(start + 10 * 60_000);
+            out.extend(sim.advance(t));
+        }
+        assert_eq!(out, run(1, 10));
     }
 
     fn publishes(out: &[Output]) -> Vec<(&str, Payload)> {
