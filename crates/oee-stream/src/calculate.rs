@@ -305,14 +305,13 @@ pub fn fault_view(i: &FaultInstance) -> FaultView {
     if i.failure {
         flags.push("failure".to_string());
     }
-    FaultView {
+    let row = FaultRow {
         id: i.id.to_string(),
         site_id: i.machine.site.to_string(),
         line_id: i.machine.line.to_string(),
         machine_id: i.machine.machine.to_string(),
         code: i.code,
         state: state_name(i.state).to_string(),
-        resolved_unacknowledged: i.state == FaultState::Resolved && i.acked_ms.is_none(),
         severity: i32::from(i.severity),
         first_active_ms: i.first_active_ms,
         last_change_ms: i
@@ -324,15 +323,18 @@ pub fn fault_view(i: &FaultInstance) -> FaultView {
         acknowledged_by: i.acked_by.as_deref().map(str::to_string),
         occurrences: i64::from(i.occurrence_count),
         flags,
+    };
+    FaultView {
+        row,
+        resolved_unacknowledged: i.state == FaultState::Resolved && i.acked_ms.is_none(),
     }
 }
 
 /// The `faults` row and the `fault_transition` event of one fault event.
 pub fn fault_records(ev: &FaultEvent) -> (FaultRow, EventRow) {
-    let v = fault_view(&ev.instance);
-    let mut flags = v.flags.clone();
+    let mut v = fault_view(&ev.instance).row;
     if ev.transition == FaultTransition::Superseded {
-        flags.push("superseded".to_string());
+        v.flags.push("superseded".to_string());
     }
     let transition = transition_name(ev.transition);
     let event = EventRow {
@@ -360,33 +362,15 @@ pub fn fault_records(ev: &FaultEvent) -> (FaultRow, EventRow) {
             "state": v.state, "severity": v.severity, "occurrences": v.occurrences,
             "first_active_ms": v.first_active_ms, "resolved_ms": v.resolved_ms,
             "acknowledged_ms": v.acknowledged_ms, "acknowledged_by": v.acknowledged_by,
-            "flags": flags,
+            "flags": v.flags,
         }),
     };
     // Late data re-folded the instance away (its activations now belong to another one): the
     // row stays, marked, so nothing shows it as open forever.
-    let state = if ev.transition == FaultTransition::Superseded {
-        "SUPERSEDED".to_string()
-    } else {
-        v.state
-    };
-    let row = FaultRow {
-        id: v.id,
-        site_id: v.site_id,
-        line_id: v.line_id,
-        machine_id: v.machine_id,
-        code: v.code,
-        state,
-        severity: v.severity,
-        first_active_ms: v.first_active_ms,
-        last_change_ms: v.last_change_ms,
-        resolved_ms: v.resolved_ms,
-        acknowledged_ms: v.acknowledged_ms,
-        acknowledged_by: v.acknowledged_by,
-        occurrences: v.occurrences,
-        flags,
-    };
-    (row, event)
+    if ev.transition == FaultTransition::Superseded {
+        v.state = "SUPERSEDED".to_string();
+    }
+    (v, event)
 }
 
 fn scope_parts(s: &Scope) -> (&'static str, String, String, String) {

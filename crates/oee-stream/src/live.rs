@@ -12,6 +12,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::sink::FaultRow;
+
 /// KPIs of one window, as the API shows them. Ratios are `None` (JSON `null`) where their
 /// denominator is zero: never 0 % or 100 % by default.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -74,27 +76,29 @@ pub struct LineView {
     pub rolling: Option<KpiView>,
 }
 
-/// One fault instance with its current state.
+/// One fault instance with its current state: its `faults` row, and whether it was resolved
+/// before anyone acknowledged it. Serialized flat (the row's fields, then
+/// `resolved_unacknowledged`); dereferences to the row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FaultView {
-    /// Stable instance id.
-    pub id: String,
-    pub site_id: String,
-    pub line_id: String,
-    pub machine_id: String,
-    pub code: i64,
-    /// `ACTIVE`, `ACKNOWLEDGED` or `RESOLVED`.
-    pub state: String,
+    #[serde(flatten)]
+    pub row: FaultRow,
     /// Resolved before anyone acknowledged it.
     pub resolved_unacknowledged: bool,
-    pub severity: i32,
-    pub first_active_ms: i64,
-    pub last_change_ms: i64,
-    pub resolved_ms: Option<i64>,
-    pub acknowledged_ms: Option<i64>,
-    pub acknowledged_by: Option<String>,
-    pub occurrences: i64,
-    pub flags: Vec<String>,
+}
+
+impl std::ops::Deref for FaultView {
+    type Target = FaultRow;
+
+    fn deref(&self) -> &FaultRow {
+        &self.row
+    }
+}
+
+impl std::ops::DerefMut for FaultView {
+    fn deref_mut(&mut self) -> &mut FaultRow {
+        &mut self.row
+    }
 }
 
 /// One edge node as the host sees it.

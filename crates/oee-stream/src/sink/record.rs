@@ -105,7 +105,7 @@ pub struct OeeWindowRow {
 }
 
 /// One row of `faults`: a fault instance with its current state.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FaultRow {
     /// Stable instance id.
     pub id: String,
@@ -113,7 +113,8 @@ pub struct FaultRow {
     pub line_id: String,
     pub machine_id: String,
     pub code: i64,
-    /// `ACTIVE`, `ACKNOWLEDGED` or `RESOLVED`.
+    /// `ACTIVE`, `ACKNOWLEDGED` or `RESOLVED` (`SUPERSEDED` in the table for an instance that
+    /// late data folded into another).
     pub state: String,
     pub severity: i32,
     pub first_active_ms: i64,

@@ -14,6 +14,7 @@ use oee_stream::live::{
 use oee_stream::metrics;
 use oee_stream::pipeline::PipelineStats;
 use oee_stream::settings::AcknowledgeConfig;
+use oee_stream::sink::FaultRow;
 use oee_stream::sink::SinkStats;
 use oee_stream::source::mqtt::SessionStatus;
 use tokio::net::TcpListener;
@@ -74,21 +75,23 @@ fn kpi(kind: &str, start: i64, a: Option<f64>, p: Option<f64>, q: Option<f64>) -
 
 fn fault(id: &str, machine: &str, code: i64, state: &str, severity: i32, first: i64) -> FaultView {
     FaultView {
-        id: id.into(),
-        site_id: "plant1".into(),
-        line_id: "L1".into(),
-        machine_id: machine.into(),
-        code,
-        state: state.into(),
+        row: FaultRow {
+            id: id.into(),
+            site_id: "plant1".into(),
+            line_id: "L1".into(),
+            machine_id: machine.into(),
+            code,
+            state: state.into(),
+            severity,
+            first_active_ms: first,
+            last_change_ms: first,
+            resolved_ms: None,
+            acknowledged_ms: None,
+            acknowledged_by: None,
+            occurrences: 1,
+            flags: vec![],
+        },
         resolved_unacknowledged: false,
-        severity,
-        first_active_ms: first,
-        last_change_ms: first,
-        resolved_ms: None,
-        acknowledged_ms: None,
-        acknowledged_by: None,
-        occurrences: 1,
-        flags: vec![],
     }
 }
 
