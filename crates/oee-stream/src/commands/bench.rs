@@ -49,10 +49,21 @@ pub struct BenchArgs {
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
     pub duration: Duration,
 
+    /// Phase 2 only: the simulator runs this long before the measured --for window (the OEE
+    /// task's start-up output and any backlog drain in it; nothing in it is measured except
+    /// peak RSS and the totals).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
+    pub warmup: Duration,
+
     /// Sink of the service: `jsonl` (a file in the work directory; latency is measured from it)
     /// or `null` (JSON lines to /dev/null: no latency figures).
     #[arg(long, value_name = "SINK", default_value = "jsonl", value_parser = ["jsonl", "null"])]
     pub sink: String,
+
+    /// Extra environment for the service, overriding its configuration (the demo's), e.g.
+    /// `--service-env OEE_DATABASE__BATCH_MAX_LATENCY_MS=50`. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub service_env: Vec<(String, String)>,
 
     /// Skip the null reference (phase 1).
     #[arg(long)]
@@ -74,6 +85,13 @@ pub struct BenchArgs {
     /// directory under the system temp directory, removed at the end.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
 }
 
 /// Upper bound for any wait on start-up or drain.
@@ -99,6 +117,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.duration > Duration::from_secs(300) || args.duration.is_zero() {
         bail!("--for must be between 1 ms and 5m");
+    }
+    if args.warmup > Duration::from_secs(300) {
+        bail!("--warmup must be at most 5m");
     }
     let (dir, remove_dir) = match &args.dir {
         Some(d) => (d.clone(), false),
@@ -275,7 +296,12 @@ struct Sent {
     secs: f64,
 }
 
-async fn drive_for(args: &BenchArgs, port: u16, prefix: &str) -> anyhow::Result<Sent> {
+async fn drive_for(
+    args: &BenchArgs,
+    port: u16,
+    prefix: &str,
+    duration: Duration,
+) -> anyhow::Result<Sent> {
     let (simulator, opts) = sim(args, port, prefix);
     let stats = Arc::new(SimStats::default());
     let t0 = Instant::now();
@@ -283,7 +309,7 @@ async fn drive_for(args: &BenchArgs, port: u16, prefix: &str) -> anyhow::Result<
         simulator,
         opts,
         Arc::clone(&stats),
-        tokio::time::sleep(args.duration),
+        tokio::time::sleep(duration),
     )
     .await?;
     Ok(Sent {
@@ -301,6 +327,9 @@ struct NullResult {
     received: u64,
     /// Messages/s between the first and the last message received.
     rate: f64,
+    /// DDATA payload timestamp → delivered to the null consumer, ms: the simulator's and the
+    /// broker's share of every latency below.
+    latency: Option<Percentiles>,
 }
 
 async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<NullResult> {
@@ -315,18 +344,27 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
     let count = Arc::new(AtomicU64::new(0));
     let subscribed = Arc::new(AtomicBool::new(false));
     let times: Arc<std::sync::Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
+    let lat: Arc<std::sync::Mutex<Vec<i64>>> = Arc::default();
     let consumer = {
-        let (count, subscribed, times) = (
+        let (count, subscribed, times, lat) = (
             Arc::clone(&count),
             Arc::clone(&subscribed),
             Arc::clone(&times),
+            Arc::clone(&lat),
         );
         tokio::spawn(async move {
             let mut first = None;
             loop {
                 match eventloop.poll().await {
-                    Ok(Event::Incoming(Incoming::Publish(_))) => {
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
                         let now = Instant::now();
+                        if contains(&p.topic, b"/DDATA/")
+                            && let Ok(payload) = sparkplug::Payload::decode(&p.payload)
+                            && let Some(ts) = payload.timestamp
+                            && let Ok(mut l) = lat.lock()
+                        {
+                            l.push(wall_ms() as i64 - ts as i64);
+                        }
                         first.get_or_insert(now);
                         count.fetch_add(1, Ordering::Relaxed);
                         // The lock is uncontended; a store per message is cheap next to MQTT.
@@ -354,7 +392,7 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let sent = drive_for(args, broker.port, "oee-bench-null-sim").await?;
+    let sent = drive_for(args, broker.port, "oee-bench-null-sim", args.duration).await?;
     wait_stable(|| async { Some(count.load(Ordering::Relaxed)) }).await;
     consumer.abort();
     let received = count.load(Ordering::Relaxed);
@@ -363,10 +401,15 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
         (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
         _ => sent.secs,
     };
+    let latency = lat
+        .lock()
+        .ok()
+        .and_then(|mut l| percentiles(std::mem::take(&mut *l)));
     Ok(NullResult {
         sent,
         received,
         rate: received as f64 / secs,
+        latency,
     })
 }
 
@@ -414,6 +457,8 @@ struct ServiceResult {
     cpu_cores: f64,
     cpu_total_s: f64,
     peak_rss_kb: Option<u64>,
+    /// VmRSS after the run, before the service is stopped.
+    end_rss_kb: Option<u64>,
     latency: Option<Latency>,
     pipeline_p: Option<(f64, f64)>,
 }
@@ -489,6 +534,7 @@ async fn service_phase(
             "OEE_DATABASE__SPOOL__DIR",
             dir.join("spool").display().to_string(),
         )
+        .envs(args.service_env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -519,9 +565,10 @@ async fn service_phase(
 
     // The latency tailer.
     let stop_tail = Arc::new(AtomicBool::new(false));
+    let measure_from_ms = (wall_ms() + args.warmup.as_millis() as u64) as i64;
     let tailer = (args.sink == "jsonl").then(|| {
         let (path, stop) = (sink_path.clone(), Arc::clone(&stop_tail));
-        tokio::task::spawn_blocking(move || tail(&path, &stop))
+        tokio::task::spawn_blocking(move || tail(&path, &stop, measure_from_ms))
     });
 
     // The simulator, with /metrics scraped every second meanwhile.
@@ -541,7 +588,13 @@ async fn service_phase(
             samples
         })
     };
-    let sent = drive_for(args, broker.port, "oee-bench-sim").await;
+    let sent = drive_for(
+        args,
+        broker.port,
+        "oee-bench-sim",
+        args.warmup + args.duration,
+    )
+    .await;
     sim_done.store(true, Ordering::Relaxed);
     let samples = scraper.await.unwrap_or_default();
     let sent = sent?;
@@ -555,7 +608,8 @@ async fn service_phase(
     .await;
     let end = scrape(http_port).await.context("scraping /metrics")?;
     let cpu_total_s = cpu_seconds(pid).unwrap_or(f64::NAN);
-    let peak_rss_kb = peak_rss_kb(pid);
+    let peak_rss_kb = proc_status_kb(pid, "VmHWM:");
+    let end_rss_kb = proc_status_kb(pid, "VmRSS:");
     stop_tail.store(true, Ordering::Relaxed);
     let (lat_commit, lat_receive, file_rows) = match tailer {
         Some(t) => t.await.unwrap_or_default(),
@@ -573,8 +627,9 @@ async fn service_phase(
     }
     drop(service);
 
-    // Steady window: from the first sample at ≥ 1 s to the last one.
-    let first = samples.iter().find(|s| s.0 >= 1.0);
+    // Steady window: from the first sample after the warm-up (at least 1 s) to the last one.
+    let from = args.warmup.as_secs_f64().max(1.0);
+    let first = samples.iter().find(|s| s.0 >= from);
     let last = samples.last();
     let (msg_rate, signal_rate, row_rate, cpu_cores, steady_secs) = match (first, last) {
         (Some(a), Some(b)) if b.0 > a.0 => {
@@ -624,6 +679,7 @@ async fn service_phase(
         cpu_cores,
         cpu_total_s,
         peak_rss_kb,
+        end_rss_kb,
         latency,
         pipeline_p: end.histogram_quantiles(
             "stream_processor_pipeline_duration_seconds",
@@ -635,7 +691,7 @@ async fn service_phase(
 /// Follows the sink file until `stop`: for every telemetry line, the time from its metric
 /// timestamp to now (when the line was first seen, i.e. committed and flushed) and to its
 /// `received_at`. Returns (commit latencies, receive latencies, telemetry lines), ms.
-fn tail(path: &Path, stop: &AtomicBool) -> (Vec<i64>, Vec<i64>, u64) {
+fn tail(path: &Path, stop: &AtomicBool, from_ms: i64) -> (Vec<i64>, Vec<i64>, u64) {
     let mut commit = Vec::new();
     let mut receive = Vec::new();
     let mut lines = 0u64;
@@ -669,6 +725,9 @@ fn tail(path: &Path, stop: &AtomicBool) -> (Vec<i64>, Vec<i64>, u64) {
                     let Some(t) = field_time(line, b"\"time\":\"") else {
                         continue;
                     };
+                    if t < from_ms {
+                        continue;
+                    }
                     commit.push(now - t);
                     if let Some(r) = field_time(line, b"\"received_at\":\"") {
                         receive.push(r - t);
@@ -826,11 +885,11 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn peak_rss_kb(pid: u32) -> Option<u64> {
+fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -846,6 +905,12 @@ fn loadavg() -> String {
 // ---------------------------------------------------------------------------------------------
 // The report
 
+fn mb(kb: Option<u64>) -> String {
+    kb.map_or("—".to_string(), |k| {
+        format!("{:.1} MB", k as f64 / 1024.0)
+    })
+}
+
 fn print_report(
     args: &BenchArgs,
     null: Option<&NullResult>,
@@ -855,8 +920,8 @@ fn print_report(
     load_after: &str,
 ) {
     println!(
-        "## oee-stream bench: {} nodes × {} machines, {} msg/s offered, {:?} per phase, sink {}",
-        args.nodes, args.devices_per_node, args.rate, args.duration, args.sink
+        "## oee-stream bench: {} nodes × {} machines, {} msg/s offered, {:?} measured (+{:?} warm-up for the service), sink {}",
+        args.nodes, args.devices_per_node, args.rate, args.duration, args.warmup, args.sink
     );
     println!();
     println!("| phase | sent msgs | received msgs | lost | msg/s sustained | ratio to null |");
@@ -880,6 +945,14 @@ fn print_report(
             s.msg_rate
         );
     }
+    if let Some(l) = null.and_then(|n| n.latency.as_ref()) {
+        println!();
+        println!(
+            "Null consumer: DDATA payload timestamp → delivered p50 {} ms, p99 {} ms, max {} ms \
+             ({} messages): the simulator's and the broker's share of the latencies below.",
+            l.p50, l.p99, l.max, l.n
+        );
+    }
     if let Some(s) = service {
         let per_msg = if s.sent.messages > 0 {
             s.sent.ddata_metrics as f64 / s.sent.messages as f64
@@ -890,8 +963,8 @@ fn print_report(
         println!("| service (oee-stream run) | value |");
         println!("|---|---|");
         println!(
-            "| steady window | {:.1} s (from 1 s after the start to the simulator's stop) |",
-            s.steady_secs
+            "| steady window | {:.1} s (after a {:?} warm-up, to the simulator's stop) |",
+            s.steady_secs, args.warmup
         );
         println!("| messages/s received | {:.0} |", s.msg_rate);
         println!(
@@ -915,7 +988,7 @@ fn print_report(
         match &s.latency {
             Some(l) => {
                 println!(
-                    "| latency metric timestamp → committed (line in the sink file, +≤10 ms polling) | p50 {} ms, p99 {} ms, max {} ms ({} rows) |",
+                    "| latency metric timestamp → committed (line in the sink file, +≤10 ms polling; rows stamped after the warm-up) | p50 {} ms, p99 {} ms, max {} ms ({} rows) |",
                     l.commit.p50, l.commit.p99, l.commit.max, l.commit.n
                 );
                 println!(
@@ -937,12 +1010,19 @@ fn print_report(
             s.cpu_cores, s.cpu_total_s
         );
         println!(
-            "| peak RSS (VmHWM) | {} |",
-            s.peak_rss_kb.map_or("—".to_string(), |k| format!(
-                "{:.1} MB",
-                k as f64 / 1024.0
-            ))
+            "| peak RSS (VmHWM) | {}; RSS at the end {} |",
+            mb(s.peak_rss_kb),
+            mb(s.end_rss_kb)
         );
+    }
+    if !args.service_env.is_empty() {
+        let env: Vec<String> = args
+            .service_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!();
+        println!("Service environment overrides: {}.", env.join(" "));
     }
     println!();
     if let Some(c) = broker_cpu {
