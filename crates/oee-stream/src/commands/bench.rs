@@ -301,9 +301,9 @@ async fn drive_for(
     port: u16,
     prefix: &str,
     duration: Duration,
+    stats: Arc<SimStats>,
 ) -> anyhow::Result<Sent> {
     let (simulator, opts) = sim(args, port, prefix);
-    let stats = Arc::new(SimStats::default());
     let t0 = Instant::now();
     driver::drive(
         simulator,
@@ -392,7 +392,14 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let sent = drive_for(args, broker.port, "oee-bench-null-sim", args.duration).await?;
+    let sent = drive_for(
+        args,
+        broker.port,
+        "oee-bench-null-sim",
+        args.duration,
+        Arc::default(),
+    )
+    .await?;
     wait_stable(|| async { Some(count.load(Ordering::Relaxed)) }).await;
     consumer.abort();
     let received = count.load(Ordering::Relaxed);
@@ -447,6 +454,8 @@ struct ServiceResult {
     signal_rate: f64,
     row_rate: f64,
     steady_secs: f64,
+    /// Published − received over the steady window (± messages in flight at its ends).
+    steady_lost: f64,
     records_out: u64,
     rows_written: u64,
     /// Rows written by table at the end (`table=value`, …).
@@ -573,16 +582,19 @@ async fn service_phase(
 
     // The simulator, with /metrics scraped every second meanwhile.
     let sim_done = Arc::new(AtomicBool::new(false));
+    let sim_stats = Arc::new(SimStats::default());
     let scraper = {
         let sim_done = Arc::clone(&sim_done);
+        let sim_stats = Arc::clone(&sim_stats);
         tokio::spawn(async move {
             let mut samples = Vec::new();
             let t0 = Instant::now();
             let mut every = tokio::time::interval(SCRAPE_EVERY);
             while !sim_done.load(Ordering::Relaxed) {
                 every.tick().await;
+                let published = sim_stats.published.load(Ordering::Relaxed);
                 if let Some(m) = scrape(http_port).await {
-                    samples.push((t0.elapsed().as_secs_f64(), m, cpu_seconds(pid)));
+                    samples.push((t0.elapsed().as_secs_f64(), m, cpu_seconds(pid), published));
                 }
             }
             samples
@@ -593,6 +605,7 @@ async fn service_phase(
         broker.port,
         "oee-bench-sim",
         args.warmup + args.duration,
+        sim_stats,
     )
     .await;
     sim_done.store(true, Ordering::Relaxed);
@@ -631,10 +644,13 @@ async fn service_phase(
     let from = args.warmup.as_secs_f64().max(1.0);
     let first = samples.iter().find(|s| s.0 >= from);
     let last = samples.last();
-    let (msg_rate, signal_rate, row_rate, cpu_cores, steady_secs) = match (first, last) {
+    let (msg_rate, signal_rate, row_rate, cpu_cores, steady_secs, steady_lost) = match (first, last)
+    {
         (Some(a), Some(b)) if b.0 > a.0 => {
             let dt = b.0 - a.0;
             let d = |name: &str| (b.1.sum(name) - a.1.sum(name)) / dt;
+            let received = b.1.sum("oee_stream_mqtt_messages_total")
+                - a.1.sum("oee_stream_mqtt_messages_total");
             (
                 d("oee_stream_mqtt_messages_total"),
                 d("oee_stream_signals_total"),
@@ -644,9 +660,10 @@ async fn service_phase(
                     _ => f64::NAN,
                 },
                 dt,
+                (b.3 - a.3) as f64 - received,
             )
         }
-        _ => (f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0.0),
+        _ => (f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0.0, f64::NAN),
     };
     let latency = match (percentiles(lat_commit), percentiles(lat_receive)) {
         (Some(commit), Some(receive)) => Some(Latency { commit, receive }),
@@ -660,6 +677,7 @@ async fn service_phase(
         signal_rate,
         row_rate,
         steady_secs,
+        steady_lost,
         records_out: end.sum("oee_stream_records_out_total") as u64,
         rows_written: end.sum("oee_stream_rows_written_total") as u64,
         rows_by_table: ["telemetry", "events", "oee_windows", "faults"]
@@ -967,6 +985,10 @@ fn print_report(
             s.steady_secs, args.warmup
         );
         println!("| messages/s received | {:.0} |", s.msg_rate);
+        println!(
+            "| messages lost in the steady window (published − received, ± in flight) | {:.0} |",
+            s.steady_lost
+        );
         println!(
             "| metrics/s received | {:.0} ({per_msg:.2} metrics per message, counted at the simulator) |",
             s.msg_rate * per_msg
