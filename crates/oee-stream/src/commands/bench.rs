@@ -94,6 +94,21 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
+impl BenchArgs {
+    /// The sink as reported: `jsonl`, `null`, or the scheme of an `OEE_DATABASE__URL` override.
+    fn sink_name(&self) -> String {
+        match self
+            .service_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "OEE_DATABASE__URL")
+        {
+            Some((_, url)) => url.split("://").next().unwrap_or(url).to_string(),
+            None => self.sink.clone(),
+        }
+    }
+}
+
 /// Upper bound for any wait on start-up or drain.
 const WAIT: Duration = Duration::from_secs(15);
 /// How often the sink file is read for latency, and /metrics scraped.
@@ -575,7 +590,7 @@ async fn service_phase(
     // The latency tailer.
     let stop_tail = Arc::new(AtomicBool::new(false));
     let measure_from_ms = (wall_ms() + args.warmup.as_millis() as u64) as i64;
-    let tailer = (args.sink == "jsonl").then(|| {
+    let tailer = (args.sink_name() == "jsonl").then(|| {
         let (path, stop) = (sink_path.clone(), Arc::clone(&stop_tail));
         tokio::task::spawn_blocking(move || tail(&path, &stop, measure_from_ms))
     });
@@ -939,7 +954,12 @@ fn print_report(
 ) {
     println!(
         "## oee-stream bench: {} nodes × {} machines, {} msg/s offered, {:?} measured (+{:?} warm-up for the service), sink {}",
-        args.nodes, args.devices_per_node, args.rate, args.duration, args.warmup, args.sink
+        args.nodes,
+        args.devices_per_node,
+        args.rate,
+        args.duration,
+        args.warmup,
+        args.sink_name()
     );
     println!();
     println!("| phase | sent msgs | received msgs | lost | msg/s sustained | ratio to null |");
@@ -1018,7 +1038,10 @@ fn print_report(
                     l.receive.p50, l.receive.p99, l.receive.max
                 );
             }
-            None => println!("| latency | not measured (sink {}) |", args.sink),
+            None => println!(
+                "| latency | not measured (sink {}: latency is read from the JSON-lines file) |",
+                args.sink_name()
+            ),
         }
         if let Some((p50, p99)) = s.pipeline_p {
             println!(
