@@ -41,7 +41,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub devices_per_node: usize,
 
-    /// Offered DDATA messages per second over all machines (at most 1,000 per machine).
+    /// Offered DDATA messages per second over all machines. The simulator advances every 50 ms
+    /// and a machine reports at the first tick at or after it is due, so the real rate is at
+    /// most 20 messages/s per machine, and below the offered rate unless 1000 × machines ÷
+    /// rate is a multiple of 50 ms.
     #[arg(long, value_name = "N", default_value_t = 10_000.0)]
     pub rate: f64,
 
@@ -127,8 +130,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--nodes and --devices-per-node must be at least 1");
     }
     let machines = args.nodes * args.devices_per_node;
-    if args.rate > machines as f64 * 1000.0 {
-        bail!("--rate: at most 1,000 messages/s per machine ({machines} machines)");
+    if args.rate > machines as f64 * 20.0 {
+        bail!(
+            "--rate: the simulator sends at most 20 messages/s per machine ({machines} machines: \
+             {}); add machines",
+            machines * 20
+        );
     }
     if args.duration > Duration::from_secs(300) || args.duration.is_zero() {
         bail!("--for must be between 1 ms and 5m");
