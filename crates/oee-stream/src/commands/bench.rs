@@ -969,25 +969,29 @@ fn print_report(
         args.sink_name()
     );
     println!();
-    println!("| phase | sent msgs | received msgs | lost | msg/s sustained | ratio to null |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| phase | sent msgs | received msgs | lost | msg/s sustained | ratio to null | simulator msg/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     if let Some(n) = null {
         println!(
-            "| null consumer | {} | {} | {} | {:.0} | 1.00 |",
+            "| null consumer | {} | {} | {} | {:.0} | 1.00 | {:.0} |",
             n.sent.messages,
             n.received,
             n.sent.messages.saturating_sub(n.received),
-            n.rate
+            n.rate,
+            n.sent.messages as f64 / n.sent.secs
         );
     }
     if let Some(s) = service {
         let ratio = null.map_or("—".to_string(), |n| format!("{:.2}", s.msg_rate / n.rate));
         println!(
-            "| oee-stream run | {} | {} | {} | {:.0} | {ratio} |",
+            "| oee-stream run | {} | {} | {} | {:.0} | {ratio} | {:.0} |",
             s.published,
             s.received,
             s.published.saturating_sub(s.received),
-            s.msg_rate
+            s.msg_rate,
+            s.sent.messages as f64 / s.sent.secs
         );
     }
     if let Some(l) = null.and_then(|n| n.latency.as_ref()) {
