@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::bench::BenchArgs;
 use crate::commands::config::CheckConfigArgs;
 use crate::commands::decode::DecodeArgs;
 use crate::commands::demo::DemoArgs;
@@ -80,6 +81,13 @@ tests. Stops after --for, or on Ctrl-C (sending every node's NDEATH). See docs/d
         after_help = "Example:\n  oee-stream simulate --broker mqtt://localhost:1883 --speed 60 --for 10m"
     )]
     Simulate(SimulateArgs),
+
+    /// End-to-end load test on loopback: Mosquitto, the simulator, a null consumer and the service.
+    #[command(
+        long_about = "Start Mosquitto on a free 127.0.0.1 port, then (1) the null reference: the simulator publishing to a subscriber that discards everything, and (2) `oee-stream run` (this binary) with the demo configuration and a JSON-lines sink, fed by the same simulator for the same time. Prints messages/s, metrics/s, rows/s, latency from the metric's timestamp to commit, CPU and peak RSS of the service, expected vs received counts, and the ratio to the null reference. Bounded by --for. See BENCHMARKS.md (End to end).",
+        after_help = "Example:\n  oee-stream bench --nodes 100 --devices-per-node 10 --rate 10000 --for 20s"
+    )]
+    Bench(BenchArgs),
 }
 
 #[cfg(test)]

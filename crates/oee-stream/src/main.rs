@@ -32,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PrintDefaultConfig => commands::config::print_default()?,
         Command::Demo(args) => commands::demo::run(&args)?,
         Command::Simulate(args) => commands::simulate::run(&args)?,
+        Command::Bench(args) => commands::bench::run(&args)?,
     }
     Ok(())
 }

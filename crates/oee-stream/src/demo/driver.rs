@@ -38,6 +38,8 @@ pub struct SimStats {
     pub sim_time_ms: AtomicU64,
     /// Edge nodes currently online.
     pub nodes_online: AtomicU64,
+    /// Metrics in the DDATA messages generated so far.
+    pub ddata_metrics: AtomicU64,
 }
 
 /// How often the plant is advanced (wall clock).
@@ -107,6 +109,9 @@ async fn apply(
     out: Vec<Output>,
 ) {
     stats.sim_time_ms.store(sim.now_ms(), Ordering::Relaxed);
+    stats
+        .ddata_metrics
+        .store(sim.ddata_metrics(), Ordering::Relaxed);
     for o in out {
         match o {
             Output::Connect {

@@ -199,6 +199,8 @@ pub struct Simulator {
     now_ms: u64,
     nodes: Vec<Node>,
     started: bool,
+    /// Metrics put into DDATA messages so far (for load tests).
+    ddata_metrics: u64,
 }
 
 impl Simulator {
@@ -260,6 +262,7 @@ impl Simulator {
             now_ms,
             nodes,
             started: false,
+            ddata_metrics: 0,
         }
     }
 
@@ -270,6 +273,11 @@ impl Simulator {
     /// Simulated time, ms since the epoch.
     pub fn now_ms(&self) -> u64 {
         self.now_ms
+    }
+
+    /// Metrics put into DDATA messages so far.
+    pub fn ddata_metrics(&self) -> u64 {
+        self.ddata_metrics
     }
 
     pub fn node_count(&self) -> usize {
@@ -503,6 +511,7 @@ impl Simulator {
                 ..Metric::default()
             })
             .collect();
+        self.ddata_metrics += metrics.len() as u64;
         m.sent = Some(values);
         m.next_report_ms = now + every;
         let topic = message_topic(&self.cfg.group, MessageType::DData, &node.id, Some(&m.name));
