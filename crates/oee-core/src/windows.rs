@@ -283,6 +283,19 @@ pub struct Stats {
     pub invalid_ts: u64,
 }
 
+/// Sizes of what an [`OeeEngine`] keeps (see [`OeeEngine::retained`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Machines known.
+    pub machines: usize,
+    /// Time slices with their sums, over all machines.
+    pub slices: usize,
+    /// Emitted machine and line windows kept to detect revisions.
+    pub windows: usize,
+    /// Raw inputs (states, counter samples, cycle times, fault codes) kept for late data.
+    pub inputs: usize,
+}
+
 /// End and label of a window.
 type WindowMeta = (Ms, Option<Arc<str>>);
 /// A line window to (re)compute: line, kind, start, end, label.
@@ -885,9 +898,19 @@ impl OeeEngine {
 
     fn prune(&mut self, w: Ms) {
         let rev_h = w.saturating_sub(self.p.revision_horizon_ms);
-        let keep_h = w.saturating_sub(self.keep_ms());
-        for m in self.machines.values_mut() {
+        let keep = self.keep_ms();
+        let keep_h = w.saturating_sub(keep);
+        for (id, m) in self.machines.iter_mut() {
             m.pruned_before = m.pruned_before.max(rev_h);
+            let ctx = Ctx {
+                p: &self.p,
+                tp: &self.tp,
+                step: self.step,
+                keep,
+                site: self.sites.get(&id.site),
+            };
+            let rolling_len = self.p.rolling.map_or(0, |r| r.len_ms);
+            compact_slices(&ctx, m, rev_h.saturating_sub(rolling_len));
             // States: keep the last one at or before the horizon and the whole stop it is in.
             let mut i = m
                 .states
@@ -917,12 +940,33 @@ impl OeeEngine {
                 m.fault_codes.pop_first();
             }
             m.slices = m.slices.split_off(&keep_h);
-            m.emitted.retain(|_, e| e.end >= keep_h);
+            m.emitted
+                .retain(|k, e| still_revisable(k, e, keep_h, rev_h));
         }
         for l in self.lines.values_mut() {
-            l.emitted.retain(|_, e| e.end >= keep_h);
+            l.emitted
+                .retain(|k, e| still_revisable(k, e, keep_h, rev_h));
         }
         self.faults.prune(w);
+    }
+
+    /// What the engine holds in memory (machines, slices, windows kept for revisions, inputs),
+    /// for the service's gauges: it must level off, whatever the uptime.
+    pub fn retained(&self) -> Retained {
+        let mut r = Retained {
+            machines: self.machines.len(),
+            ..Retained::default()
+        };
+        for m in self.machines.values() {
+            r.slices += m.slices.len();
+            r.windows += m.emitted.len();
+            r.inputs += m.states.len()
+                + m.counters.iter().map(Vec::len).sum::<usize>()
+                + m.icts.len()
+                + m.fault_codes.len();
+        }
+        r.windows += self.lines.values().map(|l| l.emitted.len()).sum::<usize>();
+        r
     }
 
     /// The machine's current tumbling window, growing up to the watermark (flag
@@ -990,24 +1034,29 @@ impl Ctx<'_> {
     }
 
     /// Where a machine whose earliest input is at `t` starts its slices: the start of the
-    /// tumbling window, day and shift containing `t`.
+    /// tumbling (and rolling step) window containing `t`. Shift and day windows that began
+    /// earlier are still emitted; their part before the origin is time without data
+    /// ([`no_data_sums`]), so a machine first seen late in a day does not make a day's worth of
+    /// empty slices and rolling windows at once.
     fn origin_for(&self, t: Ms) -> Ms {
         let mut o = align(t, self.p.tumbling_ms, self.phase(t));
         if let Some(r) = self.p.rolling {
             o = o.min(align(t, r.every_ms, self.phase(t)));
         }
-        if let Some(c) = self.site {
-            if let Some(d) = c.days.iter().find(|d| d.0 <= t && t < d.1) {
-                o = o.min(d.0);
-            }
-            for s in c.shifts.iter().filter(|s| s.start <= t && t < s.end) {
-                o = o.min(s.start);
-            }
-        }
         o
     }
 
-    /// Windows that end exactly at `b` and start at or after `origin`.
+    /// Whether a tumbling, shift or day window starts or ends at `t`.
+    fn is_window_bound(&self, t: Ms) -> bool {
+        let tumbling = |ph: Ms| (t - ph).rem_euclid(self.p.tumbling_ms) == 0;
+        tumbling(self.phase(t)) || tumbling(self.phase(t - 1)) || {
+            self.site
+                .is_some_and(|c| c.bounds.binary_search(&t).is_ok())
+        }
+    }
+
+    /// Windows that end exactly at `b`: tumbling and rolling ones starting at or after
+    /// `origin`, shift and day ones that overlap `[origin, b)`.
     fn windows_ending(&self, origin: Ms, b: Ms) -> Vec<(WindowKind, Ms, Ms, Option<Arc<str>>)> {
         let mut v = Vec::new();
         let ph = self.phase(b - 1);
@@ -1025,14 +1074,14 @@ impl Ctx<'_> {
             for s in c
                 .shifts
                 .iter()
-                .filter(|s| self.p.shift_windows && s.end == b && s.start >= origin)
+                .filter(|s| self.p.shift_windows && s.end == b && s.end > origin)
             {
                 v.push((WindowKind::Shift, s.start, s.end, Some(s.name.clone())));
             }
             for d in c
                 .days
                 .iter()
-                .filter(|d| self.p.day_windows && d.1 == b && d.0 >= origin)
+                .filter(|d| self.p.day_windows && d.1 == b && d.1 > origin)
             {
                 v.push((WindowKind::Day, d.0, d.1, None));
             }
@@ -1061,6 +1110,46 @@ impl Ctx<'_> {
             }
         }
         v
+    }
+}
+
+/// Whether an emitted window must be kept to detect its revisions: until its slices are
+/// dropped, and for rolling windows until they end behind the revision horizon (only inputs
+/// before its end change a rolling window, and those are too late there).
+fn still_revisable(key: &(WindowKind, Ms), e: &Emitted, keep_h: Ms, rev_h: Ms) -> bool {
+    e.end >= keep_h && (key.0 != WindowKind::Rolling || e.end >= rev_h)
+}
+
+/// Merges runs of adjacent slices that end by `before` (the revision horizon less the rolling
+/// window's length: older rolling windows no longer change) and that no
+/// tumbling, shift or day boundary separates. Behind the horizon only a slice's failure fields
+/// can still change, and those are recomputed over any span ([`add_failures`]), so the sums of
+/// tumbling, shift and day windows stay exactly the same while a machine keeps about one slice
+/// per hour instead of one per rolling step for the (up to 26 h) longest window.
+fn compact_slices(ctx: &Ctx<'_>, m: &mut Machine, before: Ms) {
+    let mut merged: Vec<(Ms, Ms, Sums)> = Vec::new();
+    let mut gone: Vec<Ms> = Vec::new();
+    for (&a, &(b, s)) in m.slices.range(..before) {
+        if b > before {
+            break;
+        }
+        match merged.last_mut() {
+            Some(last) if last.1 == a && !ctx.is_window_bound(a) => {
+                last.1 = b;
+                last.2 += &s;
+                gone.push(a);
+            }
+            _ => merged.push((a, b, s)),
+        }
+    }
+    if gone.is_empty() {
+        return;
+    }
+    for a in gone {
+        m.slices.remove(&a);
+    }
+    for (a, b, s) in merged {
+        m.slices.insert(a, (b, s));
     }
 }
 
@@ -1117,6 +1206,12 @@ fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
 
 /// Sets the failure fields of slice `[a, b)`: episodes that started in it.
 fn add_failures(m: &Machine, a: Ms, b: Ms, s: &mut Sums) {
+    failures_as_of(m, a, b, Ms::MAX, s);
+}
+
+/// Sets the failure fields of `[a, b)` as they stood at `as_of`: episodes that started in it,
+/// counted closed only if they ended by `as_of`.
+fn failures_as_of(m: &Machine, a: Ms, b: Ms, as_of: Ms, s: &mut Sums) {
     s.failures = 0;
     s.closed_failures = 0;
     s.open_failures = 0;
@@ -1125,19 +1220,34 @@ fn add_failures(m: &Machine, a: Ms, b: Ms, s: &mut Sums) {
     for e in m.episodes[e0..].iter().take_while(|e| e.0 < b) {
         s.failures += 1;
         match e.1 {
-            Some(end) => {
+            Some(end) if end <= as_of => {
                 s.closed_failures += 1;
                 s.ttr_ms += end - e.0;
             }
-            None => s.open_failures += 1,
+            _ => s.open_failures += 1,
         }
     }
 }
 
-/// The sum of a machine's slices over `[start, end)`, if they cover it exactly.
-fn window_sums(m: &Machine, start: Ms, end: Ms) -> Option<Sums> {
+/// Time in `[a, b)` as a machine without any input sees it: unknown where the calendar
+/// schedules work, otherwise the calendar's own categories. A pure function of the calendar, so
+/// a window's part before the machine's origin never depends on what was pruned since.
+fn no_data_sums(ctx: &Ctx<'_>, a: Ms, b: Ms) -> Sums {
+    let mut s = Sums::default();
+    let timeline: &[(Ms, CalCat)] = ctx.site.map_or(&[], |c| &c.timeline);
+    accumulate_time(&mut s, &[], a, b, timeline, ctx.tp);
+    s
+}
+
+/// The sums of a machine's window `[start, end)`: its slices from `origin` on (they must cover
+/// the rest exactly) plus time without data before `origin`.
+fn window_sums(ctx: &Ctx<'_>, m: &Machine, origin: Ms, start: Ms, end: Ms) -> Option<Sums> {
     let mut sums = Sums::default();
     let mut t = start;
+    if start < origin {
+        sums = no_data_sums(ctx, start, origin);
+        t = origin;
+    }
     for (a, (b, s)) in m.slices.range(start..end) {
         if *a != t {
             return None;
@@ -1177,9 +1287,15 @@ fn advance_machine(
                     end: Ms,
                     label: Option<Arc<str>>,
                     out: &mut Vec<Output>| {
-        let Some(sums) = window_sums(m, start, end) else {
+        let Some(mut sums) = window_sums(ctx, m, origin, start, end) else {
             return;
         };
+        if kind == WindowKind::Rolling {
+            // A rolling window is the machine as of its end: a failure still open then stays
+            // open in it. So it never changes once inputs before its end are too late, and its
+            // slices can be compacted (see `prune`).
+            failures_as_of(m, start, end, end, &mut sums);
+        }
         let revision = match m.emitted.get(&(kind, start)) {
             Some(e) if e.sums == sums => return,
             Some(e) => e.revision + 1,

@@ -380,3 +380,101 @@ fn sites_without_a_calendar_can_have_utc_days() {
     );
     assert_eq!(d.sums.unknown_ms, 8 * H, "before the first state");
 }
+
+#[test]
+fn a_machine_first_seen_late_in_the_day_emits_no_empty_windows_before_its_hour() {
+    // A service started at 14:30 must not emit the day's earlier hours and every rolling
+    // window since midnight at once (issue 7: 1.47 M empty rows for 1,000 machines); the day
+    // window still covers the whole day, its time before the first input unknown.
+    let mut f = Feed::new(OeeParams {
+        utc_days_without_calendar: true,
+        rolling: Some(RollingParams {
+            len_ms: H,
+            every_ms: MIN,
+        }),
+        ..params()
+    });
+    let m = m1();
+    f.run(&m, at(14, 30, 0));
+    f.wm(at(24, 0, 0));
+    let mine: Vec<&oee_core::windows::WindowResult> = f
+        .windows()
+        .into_iter()
+        .filter(|w| w.scope == Scope::Machine(m.clone()))
+        .collect();
+    let first = |k: WindowKind| mine.iter().filter(|w| w.kind == k).map(|w| w.start).min();
+    assert_eq!(first(WindowKind::Tumbling), Some(at(14, 0, 0)));
+    assert_eq!(first(WindowKind::Rolling), Some(at(14, 0, 0)));
+    let rolling = mine
+        .iter()
+        .filter(|w| w.kind == WindowKind::Rolling)
+        .count();
+    assert_eq!(rolling, 9 * 60 + 1, "one per minute from 15:00 to 24:00");
+    let d = f.win(&m, WindowKind::Day, T0);
+    assert_eq!(
+        (d.sums.at_ms, d.sums.unknown_ms, d.sums.run_ms),
+        (24 * H, 14 * H + 30 * MIN, 9 * H + 30 * MIN)
+    );
+}
+
+#[test]
+fn memory_levels_off_and_old_windows_stay_exact() {
+    // 30 hours of one machine, a counter every minute, rolling windows every minute and UTC day
+    // windows. Slices behind the revision horizon are merged per hour, so what is kept levels
+    // off; a failure that closes 4 h after it started (behind the horizon) still revises its
+    // hour window and counts in the day window.
+    let mut f = Feed::new(OeeParams {
+        utc_days_without_calendar: true,
+        rolling: Some(RollingParams {
+            len_ms: H,
+            every_ms: MIN,
+        }),
+        ..params()
+    });
+    let m = m1();
+    f.run(&m, T0);
+    let mut peak = oee_core::windows::Retained::default();
+    for minute in 0..30 * 60 {
+        let t = T0 + minute * MIN;
+        f.total(&m, t, minute as i128);
+        if t == at(1, 0, 0) {
+            f.fault(&m, 42, true, t);
+        }
+        if t == at(5, 0, 0) {
+            f.fault(&m, 42, false, t);
+        }
+        f.wm(t);
+        let r = f.engine.retained();
+        peak.slices = peak.slices.max(r.slices);
+        peak.windows = peak.windows.max(r.windows);
+        peak.inputs = peak.inputs.max(r.inputs);
+    }
+    // Minute slices for the 2 h revision horizon plus the 1 h rolling length (+ the prune
+    // period), one per hour for the rest of the 28 h kept; without compaction, 1,680.
+    assert!(peak.slices <= 3 * 60 + 10 + 28, "slices {peak:?}");
+    // Machine and line: rolling windows ending within the horizon, 28 hours, 2 days.
+    assert!(
+        peak.windows <= 2 * (2 * 60 + 10 + 28 + 2),
+        "windows {peak:?}"
+    );
+    assert!(peak.inputs <= 2 * 60 + 10 + 4, "inputs {peak:?}");
+
+    let hour = f
+        .windows()
+        .into_iter()
+        .filter(|w| {
+            w.scope == Scope::Machine(m.clone())
+                && w.kind == WindowKind::Tumbling
+                && w.start == at(1, 0, 0)
+        })
+        .max_by_key(|w| w.revision)
+        .map(|w| (w.revision, w.sums.closed_failures, w.sums.ttr_ms));
+    assert_eq!(hour, Some((1, 1, 4 * H)));
+    let d = f.win(&m, WindowKind::Day, T0);
+    // The 00:00 sample is the counter's baseline: 1,439 deltas of 1 in the day.
+    assert_eq!(
+        (d.sums.at_ms, d.sums.run_ms, d.sums.total),
+        (24 * H, 24 * H, 24 * 60 - 1)
+    );
+    assert_eq!((d.sums.closed_failures, d.sums.ttr_ms), (1, 4 * H));
+}

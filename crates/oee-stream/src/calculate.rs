@@ -228,6 +228,8 @@ pub struct OeeSnapshot {
     pub faults_by_band: Vec<(String, &'static str, u64)>,
     /// Inputs the engine dropped as older than its revision horizon.
     pub too_late: u64,
+    /// What the engine keeps in memory (slices, windows, raw inputs).
+    pub retained: oee_core::windows::Retained,
     /// Window results (rows) and fault transitions emitted.
     pub windows_out: u64,
     pub fault_events_out: u64,
@@ -932,6 +934,7 @@ impl OeeTask {
                 .collect(),
             faults_by_band: bands.into_iter().map(|((m, b), n)| (m, b, n)).collect(),
             too_late: self.engine.stats.too_late,
+            retained: self.engine.retained(),
             windows_out: self.windows_out,
             fault_events_out: self.fault_events_out,
         };

@@ -316,7 +316,28 @@ fn encode_oee(
         "oee_calculator_inputs_too_late",
         "Inputs older than the revision horizon behind the watermark, dropped",
         snap.too_late,
-    )
+    )?;
+    let r = snap.retained;
+    for (name, help, n) in [
+        (
+            "oee_calculator_retained_slices",
+            "Time slices with their sums kept by the OEE engine",
+            r.slices,
+        ),
+        (
+            "oee_calculator_retained_windows",
+            "Emitted windows kept by the OEE engine to detect revisions",
+            r.windows,
+        ),
+        (
+            "oee_calculator_retained_inputs",
+            "Raw inputs kept by the OEE engine for late data (revision horizon)",
+            r.inputs,
+        ),
+    ] {
+        gauge(enc, name, help, i64::try_from(n).unwrap_or(i64::MAX))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug)]

@@ -143,7 +143,7 @@ impl Domain {
             tumbling_ms: 3_600_000,
             rolling,
             allowed_lateness_ms: o.allowed_lateness_s.saturating_mul(1000) as i64,
-            revision_horizon_ms: d.revision_horizon_ms,
+            revision_horizon_ms: o.revision_horizon_s.saturating_mul(1000) as i64,
             default_ideal_cycle: None,
             ideal_cycles: HashMap::new(),
             ideal_cycles_by_name,
@@ -254,6 +254,7 @@ oee:
   micro_stop_s: 45
   unknown_time: downtime
   allowed_lateness_s: 60
+  revision_horizon_s: 1800
   planned_stop_is_loss: true
   mtbf_basis: run_only
   counters: {plausibility_factor: 3.0, plausibility_slack: 4, max_delta: 1000}
@@ -284,6 +285,7 @@ faults:
         assert_eq!(p.micro_stop_ms, 45_000);
         assert_eq!(p.unknown_policy, UnknownPolicy::Downtime);
         assert_eq!(p.allowed_lateness_ms, 60_000);
+        assert_eq!(p.revision_horizon_ms, 1_800_000);
         assert!(p.planned_stop_is_loss);
         assert_eq!(p.tbf_basis, TbfBasis::RunOnly);
         assert!(p.shift_windows && p.day_windows && p.utc_days_without_calendar);

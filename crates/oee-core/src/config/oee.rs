@@ -19,6 +19,9 @@ pub struct OeeConfig {
     /// Data later than this behind the newest event of its machine still recomputes its windows
     /// (event time, seconds).
     pub allowed_lateness_s: u64,
+    /// Inputs up to this far behind the watermark still revise their windows; older ones are
+    /// counted and dropped. Raw inputs are kept this long, so it sets the engine's memory.
+    pub revision_horizon_s: u64,
     /// A state older than this without a new sample becomes unknown (0 = never).
     pub stale_after_s: u64,
     /// Whether planned stops are a loss (Vorne style) instead of being excluded from planned time.
@@ -37,6 +40,7 @@ impl Default for OeeConfig {
             micro_stop_s: 120,
             unknown_time: UnknownTimePolicy::Exclude,
             allowed_lateness_s: 300,
+            revision_horizon_s: 7200,
             stale_after_s: 0,
             planned_stop_is_loss: false,
             mtbf_basis: MtbfBasis::RunAndSetup,
@@ -242,6 +246,15 @@ impl OeeConfig {
             errors.push(PathError::new(
                 join_key(&w, "tumbling"),
                 "shift windows need a shift calendar (`oee.calendars`)",
+            ));
+        }
+        if self.revision_horizon_s < 60 {
+            errors.push(PathError::new(
+                join_key(path, "revision_horizon_s"),
+                format!(
+                    "must be at least 60 s (late data and failures that close later revise windows within it), got {}",
+                    self.revision_horizon_s
+                ),
             ));
         }
         let c = join_key(path, "counters");
