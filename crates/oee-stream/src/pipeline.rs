@@ -515,18 +515,24 @@ impl Shard {
                 msg = rx.recv() => match msg {
                     None => break,
                     Some(ShardMsg::Message { topic, payload, received_at }) => {
-                        self.catch_up(received_at, &mut events);
+                        if !self.catch_up(received_at, &mut events).await {
+                            break;
+                        }
                         let t0 = Instant::now();
                         self.host.handle(&topic, &payload, received_at, &mut events);
                         self.stats.timings.observe("decode", t0.elapsed().as_secs_f64());
                         started = Some(t0);
                     }
                     Some(ShardMsg::ConnectionLost { at }) => {
-                        self.catch_up(at, &mut events);
+                        if !self.catch_up(at, &mut events).await {
+                            break;
+                        }
                         self.host.connection_lost(at, &mut events);
                     }
                     Some(ShardMsg::Tick { at }) => {
-                        self.catch_up(at, &mut events);
+                        if !self.catch_up(at, &mut events).await {
+                            break;
+                        }
                         self.oee_batch.push(OeeItem::Clock { shard: self.index, at_ms: at });
                     }
                 },
@@ -563,21 +569,26 @@ impl Shard {
     }
 
     /// Replay: runs the host deadlines due up to the recorded time `to`, each at its own time
-    /// (as the timer of a live run would have), and moves the shard's time to `to`.
-    fn catch_up(&mut self, to: u64, events: &mut Vec<HostEvent>) {
+    /// (as the timer of a live run would have) with its records emitted at that time, and
+    /// moves the shard's time to `to`. False when the record receiver is gone.
+    async fn catch_up(&mut self, to: u64, events: &mut Vec<HostEvent>) -> bool {
         if self.timing != Timing::Replay {
-            return;
+            return true;
         }
         while let Some(at) = self.host.next_deadline().filter(|at| *at <= to) {
             let at = at.max(self.replay_now);
             self.replay_now = at;
             self.host.poll(at, events);
+            if !self.emit(events).await {
+                return false;
+            }
             if self.host.next_deadline().is_some_and(|next| next <= at) {
                 // Nothing more can happen before the clock moves on.
                 break;
             }
         }
         self.replay_now = self.replay_now.max(to);
+        true
     }
 
     /// Turns host events into records; false when the record receiver is gone.
