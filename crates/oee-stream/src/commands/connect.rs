@@ -1,6 +1,6 @@
 //! The broker options shared by `record` and `discover`: a URL, or `run`'s configuration file
 //! for the whole `mqtt` section (credentials, TLS client certificates, packet size), or both
-//! (the URL wins).
+//! (the URL wins); and the rebirth request both may send on request (`--rebirth`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,6 +9,11 @@ use anyhow::{Context, bail};
 use oee_stream::settings::{self, Settings};
 use oee_stream::source::SourceConfig;
 use oee_stream::source::listen::tool_config;
+use rumqttc::{AsyncClient, PublishOptions};
+use sparkplug::topic::message_topic;
+use sparkplug::{DataType, MessageType, Metric, MetricValue, Payload, Value};
+
+use crate::commands::simulate::wall_ms;
 
 use crate::commands::config::{Invalid, print_diagnostics};
 
@@ -69,4 +74,35 @@ fn url_only(url: &str) -> anyhow::Result<Settings> {
         let all: Vec<String> = diags.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("--broker: {}", all.join("; "))
     })
+}
+
+/// Publishes an NCMD `Node Control/Rebirth` = true to one edge node.
+pub fn ask_rebirth(client: &AsyncClient, group: &str, edge_node: &str) {
+    let now = wall_ms();
+    let payload = Payload {
+        timestamp: Some(now),
+        metrics: vec![Metric {
+            name: Some("Node Control/Rebirth".to_string()),
+            timestamp: Some(now),
+            datatype: Some(DataType::Boolean),
+            value: MetricValue::Value(Value::Boolean(true)),
+            ..Metric::default()
+        }],
+        seq: None,
+        uuid: None,
+        body: None,
+    };
+    let topic = message_topic(group, MessageType::NCmd, edge_node, None);
+    let sent = payload
+        .encode()
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            client
+                .try_publish(topic.clone(), bytes, PublishOptions::at_most_once())
+                .map_err(|e| e.to_string())
+        });
+    match sent {
+        Ok(()) => eprintln!("asked {group}/{edge_node} for a rebirth ({topic})"),
+        Err(e) => eprintln!("warning: cannot ask {group}/{edge_node} for a rebirth: {e}"),
+    }
 }

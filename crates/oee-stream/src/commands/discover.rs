@@ -10,12 +10,10 @@ use anyhow::{Context, bail};
 use oee_stream::discover::{Inventory, Observed};
 use oee_stream::settings::{LogFormat, LogLevel};
 use oee_stream::source::listen::{self, Heard, NAMESPACE};
-use rumqttc::{AsyncClient, PublishOptions};
-use sparkplug::topic::message_topic;
-use sparkplug::{DataType, MessageType, Metric, MetricValue, Payload, Value};
+use rumqttc::AsyncClient;
 use tokio::sync::{mpsc, watch};
 
-use crate::commands::connect::BrokerArgs;
+use crate::commands::connect::{BrokerArgs, ask_rebirth};
 use crate::commands::demo::iso_time;
 use crate::commands::run::{init_logging, shutdown_signal};
 use crate::commands::simulate::{parse_duration, wall_ms};
@@ -155,35 +153,4 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Publishes an NCMD `Node Control/Rebirth` = true to one edge node.
-fn ask_rebirth(client: &AsyncClient, group: &str, edge_node: &str) {
-    let now = wall_ms();
-    let payload = Payload {
-        timestamp: Some(now),
-        metrics: vec![Metric {
-            name: Some("Node Control/Rebirth".to_string()),
-            timestamp: Some(now),
-            datatype: Some(DataType::Boolean),
-            value: MetricValue::Value(Value::Boolean(true)),
-            ..Metric::default()
-        }],
-        seq: None,
-        uuid: None,
-        body: None,
-    };
-    let topic = message_topic(group, MessageType::NCmd, edge_node, None);
-    let sent = payload
-        .encode()
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            client
-                .try_publish(topic.clone(), bytes, PublishOptions::at_most_once())
-                .map_err(|e| e.to_string())
-        });
-    match sent {
-        Ok(()) => eprintln!("asked {group}/{edge_node} for a rebirth ({topic})"),
-        Err(e) => eprintln!("warning: cannot ask {group}/{edge_node} for a rebirth: {e}"),
-    }
 }

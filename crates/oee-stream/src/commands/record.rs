@@ -10,10 +10,10 @@ use anyhow::Context;
 use oee_stream::recording::{Entry, Reader, Writer};
 use oee_stream::settings::{LogFormat, LogLevel};
 use oee_stream::source::listen::{self, Heard, NAMESPACE};
-use sparkplug::{Payload, Topic};
+use sparkplug::{MessageType, Payload, Topic};
 use tokio::sync::{mpsc, watch};
 
-use crate::commands::connect::BrokerArgs;
+use crate::commands::connect::{BrokerArgs, ask_rebirth};
 use crate::commands::demo::iso_time;
 use crate::commands::run::{init_logging, shutdown_signal};
 use crate::commands::simulate::parse_duration;
@@ -31,8 +31,14 @@ pub struct RecordArgs {
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
+    /// Ask edge nodes whose NBIRTH was not recorded for a rebirth (an NCMD `Node
+    /// Control/Rebirth` = true, once per node), so that the recording holds their births and
+    /// can be replayed. Without it nothing is ever published.
+    #[arg(long)]
+    pub rebirth: bool,
+
     /// List the records of a recording instead of recording.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["out", "broker", "config", "duration"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["out", "broker", "config", "duration", "rebirth"])]
     pub show: Option<PathBuf>,
 }
 
@@ -63,6 +69,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| " until Ctrl-C".to_string())
     );
     let limit = args.duration;
+    let rebirth = args.rebirth;
     let count = runtime.block_on(async move {
         let (tx, mut rx) = mpsc::channel(1024);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -82,6 +89,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         status.tick().await;
         let mut messages: u64 = 0;
         let mut stopping = false;
+        let mut born = Born::default();
+        let mut client = None;
         loop {
             tokio::select! {
                 () = &mut stop, if !stopping => {
@@ -90,6 +99,16 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
                 }
                 heard = rx.recv() => match heard {
                     Some(h) => {
+                        match &h {
+                            Heard::Subscribed { client: c, .. } => client = Some(c.clone()),
+                            Heard::Lost { .. } => client = None,
+                            Heard::Message { topic, .. } if rebirth => {
+                                if let (Some(c), Some((group, node))) = (&client, born.unborn(topic)) {
+                                    ask_rebirth(c, &group, &node);
+                                }
+                            }
+                            _ => {}
+                        }
                         if let Some(entry) = entry_of(h) {
                             if matches!(entry, Entry::Message { .. }) {
                                 messages += 1;
@@ -120,6 +139,40 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// Edge nodes by whether their NBIRTH was recorded (for `--rebirth`).
+#[derive(Default)]
+struct Born {
+    born: std::collections::HashSet<(String, String)>,
+    asked: std::collections::HashSet<(String, String)>,
+}
+
+impl Born {
+    /// The (group, edge node) to ask for a rebirth: it sent something other than a birth,
+    /// a death or a command, its NBIRTH was not recorded, and it was not asked yet.
+    fn unborn(&mut self, topic: &[u8]) -> Option<(String, String)> {
+        let topic = std::str::from_utf8(topic).ok()?;
+        let Ok(Topic::Message {
+            group,
+            message_type,
+            edge_node,
+            ..
+        }) = Topic::parse(topic)
+        else {
+            return None;
+        };
+        let key = (group.to_string(), edge_node.to_string());
+        match message_type {
+            MessageType::NBirth => {
+                self.born.insert(key);
+                None
+            }
+            MessageType::NDeath | MessageType::NCmd | MessageType::DCmd => None,
+            _ if self.born.contains(&key) => None,
+            _ => self.asked.insert(key.clone()).then_some(key),
+        }
+    }
 }
 
 /// What is written for what was heard; connection problems are also printed.
@@ -260,5 +313,24 @@ impl Summary {
             "{} records: {} messages ({} payload bytes), {} connection losses{span}",
             self.records, self.messages, self.bytes, self.losses
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebirth_is_asked_once_per_node_whose_birth_was_not_recorded() {
+        let mut b = Born::default();
+        let e1 = Some(("G".to_string(), "E1".to_string()));
+        assert_eq!(b.unborn(b"spBv1.0/G/DDATA/E1/D"), e1);
+        assert_eq!(b.unborn(b"spBv1.0/G/NDATA/E1"), None, "asked once");
+        assert_eq!(b.unborn(b"spBv1.0/G/NBIRTH/E2"), None);
+        assert_eq!(b.unborn(b"spBv1.0/G/DDATA/E2/D"), None, "born");
+        assert_eq!(b.unborn(b"spBv1.0/G/NDEATH/E3"), None, "dead");
+        assert_eq!(b.unborn(b"spBv1.0/G/NCMD/E3"), None);
+        assert_eq!(b.unborn(b"spBv1.0/STATE/host"), None);
+        assert_eq!(b.unborn(b"other/topic"), None);
     }
 }
