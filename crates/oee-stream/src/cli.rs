@@ -108,10 +108,11 @@ flags, state and fault codes), every guess marked `# review`. The file loads in 
 
     /// Capture spBv1.0/# with receipt times into a recording file, or list one (--show).
     #[command(
-        long_about = "Subscribe to spBv1.0/# (read-only) and append every message with its \
-receipt time to a new recording file: a documented, versioned binary format, one checksummed \
+        long_about = "Subscribe to spBv1.0/# (read-only unless --rebirth is given) and append every \
+message with its receipt time to a new recording file: a documented, versioned binary format, one checksummed \
 record per message, synced every second; a crash loses at most the record being written. \
-Connection losses are recorded too. Stops after --for, or on Ctrl-C / SIGTERM. `--show FILE` \
+Connection losses are recorded too. A replay needs the births: start the recorder before the \
+edge nodes, or give --rebirth to ask nodes whose NBIRTH was not recorded for one. Stops after --for, or on Ctrl-C / SIGTERM. `--show FILE` \
 lists a recording. The format is described byte by byte in docs/tools.md.",
         after_help = "Examples:\n  oee-stream record --broker mqtt://localhost:1883 --out line1.oeerec --for 10m\n  oee-stream record --show line1.oeerec"
     )]
