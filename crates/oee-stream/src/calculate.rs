@@ -10,7 +10,8 @@
 //! - advances the watermark from the wall clock every second to `now − allowed_lateness`, so
 //!   windows close when data stops (a machine that goes silent still gets its windows, as
 //!   unknown time); the engine's own watermark (`newest event − allowed_lateness`) still
-//!   applies, whichever is later wins;
+//!   applies, whichever is later wins. In a replay the clock is the recorded time instead,
+//!   reported by the shards ([`OeeItem::Clock`], see [`crate::pipeline::Timing`]);
 //! - applies acknowledgements ([`AckRequest`]) in its own order, answering with the instance;
 //! - turns window results into `oee_windows` rows (every result, every revision; an `oee_window`
 //!   event only when an hour/shift/day window is first final, revision 0 — rolling windows
@@ -46,7 +47,7 @@ use tokio::sync::{mpsc, watch};
 use crate::live::{
     AckError, AckRequest, FaultView, KpiView, LineView, LiveView, MachineView, NodeView, StateSpan,
 };
-use crate::pipeline::{PipelineStats, now_ms};
+use crate::pipeline::{PipelineStats, Timing, now_ms};
 use crate::sink::{EventKind, EventRow, FaultRow, OeeWindowRow, Record};
 
 /// How often the live view may be republished.
@@ -87,6 +88,11 @@ pub enum NodeEvent {
 pub enum OeeItem {
     Input(OeeInput),
     Node(NodeEvent),
+    /// Replay: shard `shard` has handled everything recorded up to `at_ms`.
+    Clock {
+        shard: usize,
+        at_ms: u64,
+    },
 }
 
 /// The tie-break of an input: `bdSeq` (low 40 bits), the message's `seq` (255 when there is
@@ -496,6 +502,8 @@ pub struct OeeTask {
     last_change: std::collections::HashMap<FaultInstanceId, Ms>,
     windows_out: u64,
     fault_events_out: u64,
+    /// Replay: each shard's recorded time; `None` follows the wall clock.
+    replay_clocks: Option<Vec<u64>>,
 }
 
 impl OeeTask {
@@ -521,6 +529,37 @@ impl OeeTask {
             last_change: std::collections::HashMap::new(),
             windows_out: 0,
             fault_events_out: 0,
+            replay_clocks: None,
+        }
+    }
+
+    /// Where the watermark's clock comes from: the wall clock, or (replay) the recorded time of
+    /// the slowest of `shards` shards, as they report it with [`OeeItem::Clock`].
+    pub fn with_timing(mut self, timing: Timing, shards: usize) -> OeeTask {
+        self.replay_clocks = match timing {
+            Timing::Wall => None,
+            Timing::Replay => Some(vec![0; shards.max(1)]),
+        };
+        self
+    }
+
+    /// The time now: the wall clock, or in a replay the slowest shard's recorded time.
+    fn now(&self) -> u64 {
+        match &self.replay_clocks {
+            None => now_ms(),
+            Some(c) => c.iter().copied().min().unwrap_or(0),
+        }
+    }
+
+    /// Replay: a shard's recorded time moved on; the watermark follows the slowest shard.
+    fn clock(&mut self, shard: usize, at_ms: u64) {
+        let before = self.now();
+        if let Some(c) = self.replay_clocks.as_mut().and_then(|c| c.get_mut(shard)) {
+            *c = (*c).max(at_ms);
+        }
+        let now = self.now();
+        if now > before {
+            self.follow_clock(now as Ms);
         }
     }
 
@@ -550,7 +589,7 @@ impl OeeTask {
                 }
                 _ = tick.tick() => {
                     ticks += 1;
-                    if ticks.is_multiple_of(CLOCK_EVERY_TICKS) {
+                    if self.replay_clocks.is_none() && ticks.is_multiple_of(CLOCK_EVERY_TICKS) {
                         self.follow_clock(now_ms() as Ms);
                         self.send_out().await;
                     }
@@ -575,6 +614,7 @@ impl OeeTask {
             match item {
                 OeeItem::Input(input) => self.input(&input),
                 OeeItem::Node(ev) => self.node(ev),
+                OeeItem::Clock { shard, at_ms } => self.clock(shard, at_ms),
             }
         }
         self.stats
@@ -891,7 +931,7 @@ impl OeeTask {
             })
             .collect();
         LiveView {
-            updated_ms: now_ms() as i64,
+            updated_ms: self.now() as i64,
             watermark_ms: self.engine.watermark().max(0),
             machines,
             lines,

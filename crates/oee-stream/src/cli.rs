@@ -6,6 +6,9 @@ use crate::commands::bench::BenchArgs;
 use crate::commands::config::CheckConfigArgs;
 use crate::commands::decode::DecodeArgs;
 use crate::commands::demo::DemoArgs;
+use crate::commands::discover::DiscoverArgs;
+use crate::commands::record::RecordArgs;
+use crate::commands::replay::ReplayArgs;
 use crate::commands::run::RunArgs;
 use crate::commands::simulate::SimulateArgs;
 
@@ -88,6 +91,44 @@ tests. Stops after --for, or on Ctrl-C (sending every node's NDEATH). See docs/d
         after_help = "Example:\n  oee-stream bench --nodes 100 --devices-per-node 10 --rate 10000 --for 20s"
     )]
     Bench(BenchArgs),
+
+    /// List the edge nodes, devices and metrics a broker's births announce; write a starting
+    /// tag_mappings configuration.
+    #[command(
+        long_about = "Listen to spBv1.0/# (read-only: nothing is published unless --rebirth is \
+given) for --for, then print every edge node, device and metric seen in births with its \
+datatype, engineering unit and quality, and write a configuration file whose \
+processing.tag_mappings map them: pattern rules where a metric name repeats across devices, \
+exact rules otherwise, signal types guessed from names and datatypes (counters, running \
+flags, state and fault codes), every guess marked `# review`. The file loads in \
+`check-config` as written. See docs/tools.md.",
+        after_help = "Example:\n  oee-stream discover --broker mqtt://localhost:1883 --for 60s --out plant.yml"
+    )]
+    Discover(DiscoverArgs),
+
+    /// Capture spBv1.0/# with receipt times into a recording file, or list one (--show).
+    #[command(
+        long_about = "Subscribe to spBv1.0/# (read-only unless --rebirth is given) and append every \
+message with its receipt time to a new recording file: a documented, versioned binary format, one checksummed \
+record per message, synced every second; a crash loses at most the record being written. \
+Connection losses are recorded too. A replay needs the births: start the recorder before the \
+edge nodes, or give --rebirth to ask nodes whose NBIRTH was not recorded for one. Stops after --for, or on Ctrl-C / SIGTERM. `--show FILE` \
+lists a recording. The format is described byte by byte in docs/tools.md.",
+        after_help = "Examples:\n  oee-stream record --broker mqtt://localhost:1883 --out line1.oeerec --for 10m\n  oee-stream record --show line1.oeerec"
+    )]
+    Record(RecordArgs),
+
+    /// Run a recording through the pipeline of `run`, driven by the recorded times.
+    #[command(
+        long_about = "Run a recording made by `oee-stream record` through exactly the pipeline \
+of `run` (Sparkplug host sessions, normalizer, OEE engine and faults, sink) with the given \
+configuration, driven by the recorded receipt times instead of the wall clock: two replays of \
+one file write the same rows. As fast as possible by default; --speed N replays N times the \
+recorded pace. --sink writes somewhere else than the configuration's database.url. No MQTT \
+connection and no HTTP server. See docs/tools.md.",
+        after_help = "Example:\n  oee-stream replay line1.oeerec --config plant.yml --sink sqlite://replay.db"
+    )]
+    Replay(ReplayArgs),
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 
 pub mod calculate;
 pub mod demo;
+pub mod discover;
 pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod recording;
 pub mod settings;
 pub mod sink;
 pub mod source;

@@ -33,6 +33,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => commands::demo::run(&args)?,
         Command::Simulate(args) => commands::simulate::run(&args)?,
         Command::Bench(args) => commands::bench::run(&args)?,
+        Command::Discover(args) => commands::discover::run(&args)?,
+        Command::Record(args) => commands::record::run(&args)?,
+        Command::Replay(args) => commands::replay::run(&args)?,
     }
     Ok(())
 }

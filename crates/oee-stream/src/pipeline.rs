@@ -40,6 +40,7 @@ use crate::metrics::StageTimings;
 use crate::settings::Settings;
 use crate::sink::{EventKind, EventRow, Record, TelemetryRow};
 use crate::source::mqtt::{self, PublishDrop, Publisher, SessionStatus, SourceConfig, SourceError};
+use crate::source::replay;
 
 /// Current UTC time in ms.
 pub fn now_ms() -> u64 {
@@ -60,6 +61,22 @@ pub enum ShardMsg {
     },
     /// The broker connection was lost at this time: every metric goes STALE.
     ConnectionLost { at: u64 },
+    /// Replay only: the recorded time has reached `at` (see [`Timing::Replay`]).
+    Tick { at: u64 },
+}
+
+/// Where a pipeline takes its time from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// `run`: the wall clock. Host deadlines are tokio timers, the OEE watermark follows the
+    /// wall clock every second, rebirth events carry the wall-clock time.
+    Wall,
+    /// `replay`: the recorded receipt times. The source sends every shard a [`ShardMsg::Tick`]
+    /// for each second of recorded time; a shard runs its host deadlines at their exact
+    /// (recorded) times before each message and tick, and hands the tick to the OEE task, whose
+    /// watermark follows the slowest shard's time. Nothing reads the wall clock, so one
+    /// recording always gives the same rows.
+    Replay,
 }
 
 /// Routes messages to shards by (group, edge node).
@@ -101,6 +118,13 @@ impl Router {
     pub async fn connection_lost(&self, at: u64) {
         for s in &self.shards {
             let _ = s.send(ShardMsg::ConnectionLost { at }).await;
+        }
+    }
+
+    /// Replay: tells every shard that the recorded time is `at`.
+    pub async fn tick(&self, at: u64) {
+        for s in &self.shards {
+            let _ = s.send(ShardMsg::Tick { at }).await;
         }
     }
 
@@ -218,7 +242,7 @@ pub struct PipelineHandle {
     status: watch::Receiver<SessionStatus>,
     router: Router,
     shutdown: watch::Sender<bool>,
-    source: JoinHandle<()>,
+    source: Option<JoinHandle<()>>,
     shards: Vec<JoinHandle<()>>,
     oee: JoinHandle<()>,
     live: Live,
@@ -244,6 +268,15 @@ impl PipelineHandle {
         self.live.clone()
     }
 
+    /// Waits until the source ends on its own: a replay at the end of its recording (a live
+    /// MQTT source runs until [`PipelineHandle::shutdown`]).
+    pub async fn source_finished(&mut self) {
+        if let Some(source) = self.source.as_mut() {
+            let _ = source.await;
+            self.source = None;
+        }
+    }
+
     /// Stops cleanly: publishes the STATE death, disconnects, lets every shard finish what it
     /// has received and send its records, then lets the OEE task flush its engine (every
     /// window up to the newest event time, see [`crate::calculate`]) and send its records,
@@ -260,7 +293,9 @@ impl PipelineHandle {
             ..
         } = self;
         shutdown.send_replace(true);
-        let _ = source.await;
+        if let Some(source) = source {
+            let _ = source.await;
+        }
         drop(router);
         for s in shards {
             let _ = s.await;
@@ -279,6 +314,83 @@ pub fn start(
     records: mpsc::Sender<Record>,
 ) -> Result<PipelineHandle, StartError> {
     let source_cfg = SourceConfig::from_settings(settings)?;
+    let parts = mqtt::parts();
+    let status = parts.status_tx.subscribe();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let core = start_core(settings, records, parts.publisher.clone(), Timing::Wall);
+    let source = tokio::spawn(mqtt::run(
+        source_cfg,
+        core.router.clone(),
+        parts.client_tx,
+        parts.status_tx,
+        Arc::clone(&core.stats),
+        shutdown_rx,
+    ));
+    Ok(core.handle(status, shutdown, source))
+}
+
+/// Starts the pipeline of `run` fed by a recording instead of MQTT, driven by the recorded
+/// times ([`Timing::Replay`]): as fast as possible, or `speed` times the recorded pace. The
+/// source ends at the end of the recording ([`PipelineHandle::source_finished`]); then
+/// [`PipelineHandle::shutdown`] flushes as it does for `run`. Rebirth requests are decided as
+/// live but never sent (their events say `dropped: "replay"`).
+pub fn start_replay(
+    settings: &Settings,
+    records: mpsc::Sender<Record>,
+    recording: crate::recording::Reader,
+    speed: Option<f64>,
+) -> (PipelineHandle, Arc<replay::Progress>) {
+    let parts = mqtt::parts();
+    let status = parts.status_tx.subscribe();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let core = start_core(settings, records, Publisher::replay(), Timing::Replay);
+    let progress = Arc::new(replay::Progress::default());
+    let source = tokio::spawn(replay::run(
+        recording,
+        speed,
+        core.router.clone(),
+        Arc::clone(&core.stats),
+        Arc::clone(&progress),
+        shutdown_rx,
+    ));
+    (core.handle(status, shutdown, source), progress)
+}
+
+/// The shards and the OEE task, before a source is attached.
+struct Core {
+    stats: Arc<PipelineStats>,
+    router: Router,
+    shards: Vec<JoinHandle<()>>,
+    oee: JoinHandle<()>,
+    live: Live,
+}
+
+impl Core {
+    fn handle(
+        self,
+        status: watch::Receiver<SessionStatus>,
+        shutdown: watch::Sender<bool>,
+        source: JoinHandle<()>,
+    ) -> PipelineHandle {
+        PipelineHandle {
+            stats: self.stats,
+            status,
+            router: self.router,
+            shutdown,
+            source: Some(source),
+            shards: self.shards,
+            oee: self.oee,
+            live: self.live,
+        }
+    }
+}
+
+fn start_core(
+    settings: &Settings,
+    records: mpsc::Sender<Record>,
+    publisher: Publisher,
+    timing: Timing,
+) -> Core {
     let sp = &settings.file.sparkplug;
     let n = match sp.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -313,9 +425,9 @@ pub fn start(
         records.clone(),
         Arc::clone(&stats),
         view_tx,
-    );
+    )
+    .with_timing(timing, n);
     let oee = tokio::spawn(task.run(oee_rx, ack_rx));
-    let parts = mqtt::parts();
     let mut senders = Vec::with_capacity(n);
     let mut shards = Vec::with_capacity(n);
     for i in 0..n {
@@ -325,13 +437,15 @@ pub fn start(
             index: i,
             host: Host::new(host_config.clone()),
             normalizer: Normalizer::new(Arc::clone(&rules)),
-            publisher: parts.publisher.clone(),
+            publisher: publisher.clone(),
             records: records.clone(),
             stats: Arc::clone(&stats),
             normalize_time: Duration::ZERO,
             oee: oee_tx.clone(),
             oee_batch: Vec::new(),
             machine_ids: foldhash::HashMap::default(),
+            timing,
+            replay_now: 0,
         };
         shards.push(tokio::spawn(shard.run(rx)));
     }
@@ -341,26 +455,13 @@ pub fn start(
         shards: senders,
         hasher: foldhash::fast::FixedState::default(),
     };
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let status = parts.status_tx.subscribe();
-    let source = tokio::spawn(mqtt::run(
-        source_cfg,
-        router.clone(),
-        parts.client_tx,
-        parts.status_tx,
-        Arc::clone(&stats),
-        shutdown_rx,
-    ));
-    Ok(PipelineHandle {
+    Core {
         stats,
-        status,
         router,
-        shutdown,
-        source,
         shards,
         oee,
         live,
-    })
+    }
 }
 
 /// Batches (one per message with OEE signals) waiting for the OEE task.
@@ -392,6 +493,9 @@ struct Shard {
             Option<oee_core::types::MachineId>,
         ),
     >,
+    timing: Timing,
+    /// Replay: the recorded time reached so far.
+    replay_now: u64,
 }
 
 impl Shard {
@@ -400,20 +504,36 @@ impl Shard {
         let mut handled: u64 = 0;
         loop {
             let mut started = None;
-            let deadline = self.host.next_deadline().map(|at| {
-                tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
-            });
+            let deadline = match self.timing {
+                Timing::Wall => self.host.next_deadline().map(|at| {
+                    tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
+                }),
+                // Replay runs deadlines from the recorded times (`catch_up`).
+                Timing::Replay => None,
+            };
             tokio::select! {
                 msg = rx.recv() => match msg {
                     None => break,
                     Some(ShardMsg::Message { topic, payload, received_at }) => {
+                        if !self.catch_up(received_at, &mut events).await {
+                            break;
+                        }
                         let t0 = Instant::now();
                         self.host.handle(&topic, &payload, received_at, &mut events);
                         self.stats.timings.observe("decode", t0.elapsed().as_secs_f64());
                         started = Some(t0);
                     }
                     Some(ShardMsg::ConnectionLost { at }) => {
+                        if !self.catch_up(at, &mut events).await {
+                            break;
+                        }
                         self.host.connection_lost(at, &mut events);
+                    }
+                    Some(ShardMsg::Tick { at }) => {
+                        if !self.catch_up(at, &mut events).await {
+                            break;
+                        }
+                        self.oee_batch.push(OeeItem::Clock { shard: self.index, at_ms: at });
                     }
                 },
                 _ = sleep_until(deadline) => {
@@ -435,9 +555,40 @@ impl Shard {
             }
         }
         // Nothing received is lost on shutdown: what waits for a sequence gap is applied now.
-        self.host.flush(now_ms(), &mut events);
+        self.host.flush(self.now(), &mut events);
         self.emit(&mut events).await;
         self.publish_stats(rx.len());
+    }
+
+    /// The time now: the wall clock, or in a replay the recorded time reached.
+    fn now(&self) -> u64 {
+        match self.timing {
+            Timing::Wall => now_ms(),
+            Timing::Replay => self.replay_now,
+        }
+    }
+
+    /// Replay: runs the host deadlines due up to the recorded time `to`, each at its own time
+    /// (as the timer of a live run would have) with its records emitted at that time, and
+    /// moves the shard's time to `to`. False when the record receiver is gone.
+    async fn catch_up(&mut self, to: u64, events: &mut Vec<HostEvent>) -> bool {
+        if self.timing != Timing::Replay {
+            return true;
+        }
+        while let Some(at) = self.host.next_deadline().filter(|at| *at <= to) {
+            let at = at.max(self.replay_now);
+            self.replay_now = at;
+            self.host.poll(at, events);
+            if !self.emit(events).await {
+                return false;
+            }
+            if self.host.next_deadline().is_some_and(|next| next <= at) {
+                // Nothing more can happen before the clock moves on.
+                break;
+            }
+        }
+        self.replay_now = self.replay_now.max(to);
+        true
     }
 
     /// Turns host events into records; false when the record receiver is gone.
@@ -526,7 +677,7 @@ impl Shard {
                                 ?why, "rebirth request not published");
                         }
                     }
-                    let now = now_ms();
+                    let now = self.now();
                     event(
                         EventKind::RebirthRequested,
                         now,
@@ -537,6 +688,7 @@ impl Shard {
                         "dropped": match published {
                             Err(PublishDrop::NotConnected) => Some("not_connected"),
                             Err(PublishDrop::QueueFull) => Some("queue_full"),
+                            Err(PublishDrop::Replay) => Some("replay"),
                             Ok(()) => None,
                         }}),
                     )

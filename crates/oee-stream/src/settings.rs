@@ -401,6 +401,28 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+impl Settings {
+    /// Replaces `database.url` (`oee-stream replay --sink`), checked as the file's would be.
+    pub fn set_database_url(&mut self, url: &str) -> Result<(), String> {
+        let mut db = self.file.database.clone();
+        db.url = url.to_string();
+        let mut errors = Vec::new();
+        let target = check_database(&db, &mut errors);
+        match target {
+            Some(t) if errors.is_empty() => {
+                self.file.database = db;
+                self.database = t;
+                Ok(())
+            }
+            _ => Err(errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")),
+        }
+    }
+}
+
 /// Load from text. `file` names the source in diagnostics; `env` is the process environment
 /// (only `OEE_…__…` variables are used). Pure: touches no file, network or clock.
 pub fn load_settings(

@@ -2,7 +2,11 @@
 
 pub mod bench;
 pub mod config;
+pub mod connect;
 pub mod decode;
 pub mod demo;
+pub mod discover;
+pub mod record;
+pub mod replay;
 pub mod run;
 pub mod simulate;

@@ -149,7 +149,7 @@ impl SourceConfig {
     }
 
     /// The MQTT options of one connection attempt whose CONNECT carries `t_connect`.
-    fn options(&self, t_connect: u64) -> MqttOptions {
+    pub(crate) fn options(&self, t_connect: u64) -> MqttOptions {
         // With a `server_name`, the broker "host" is that name (rustls checks the certificate
         // against it) and the socket goes to the real address.
         let (host, real) = match (&self.tls, &self.server_name) {
@@ -208,6 +208,8 @@ pub struct SessionStatus {
 #[derive(Clone)]
 pub struct Publisher {
     rx: watch::Receiver<Option<AsyncClient>>,
+    /// A replay's publisher: never connected, and says so.
+    replay: bool,
 }
 
 /// Why a rebirth request was not handed to the MQTT client.
@@ -217,12 +219,23 @@ pub enum PublishDrop {
     NotConnected,
     /// The client's request queue is full.
     QueueFull,
+    /// A replay (`oee-stream replay`) sends nothing.
+    Replay,
 }
 
 impl Publisher {
+    /// The publisher of a replay: every request is dropped with [`PublishDrop::Replay`].
+    pub fn replay() -> Publisher {
+        let (_, rx) = watch::channel(None);
+        Publisher { rx, replay: true }
+    }
+
     /// Queues a rebirth request (NCMD, QoS 0, not retained) as the host made it, without
     /// waiting.
     pub fn publish_rebirth(&self, req: &RebirthRequest) -> Result<(), PublishDrop> {
+        if self.replay {
+            return Err(PublishDrop::Replay);
+        }
         let guard = self.rx.borrow();
         let Some(client) = guard.as_ref() else {
             return Err(PublishDrop::NotConnected);
@@ -248,7 +261,7 @@ pub(crate) fn parts() -> SourceParts {
     let (client_tx, rx) = watch::channel(None);
     let (status_tx, _) = watch::channel(SessionStatus::default());
     SourceParts {
-        publisher: Publisher { rx },
+        publisher: Publisher { rx, replay: false },
         client_tx,
         status_tx,
     }
