@@ -301,12 +301,21 @@ type WindowMeta = (Ms, Option<Arc<str>>);
 /// A line window to (re)compute: line, kind, start, end, label.
 type PendingLineWindow = (LineId, WindowKind, Ms, Ms, Option<Arc<str>>);
 
+/// An emitted window, kept to detect its revisions. Only a fingerprint of its sums is kept
+/// (they are recomputed from slices when needed): a quarter of the memory of the sums.
 #[derive(Clone, Debug)]
 struct Emitted {
     end: Ms,
     label: Option<Arc<str>>,
     revision: u32,
-    sums: Sums,
+    fingerprint: u64,
+}
+
+/// A 64-bit fingerprint of window sums: equal sums, equal fingerprints; a change of the sums
+/// going unnoticed (and its revision unsent) has a probability of 2⁻⁶⁴.
+fn fingerprint(s: &Sums) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(s)
 }
 
 #[derive(Debug)]
@@ -848,6 +857,7 @@ impl OeeEngine {
     }
 
     fn roll_up_lines(&mut self, out: &mut Vec<Output>) {
+        let keep = self.keep_ms();
         for (lid, line) in self.lines.iter_mut() {
             let pend = std::mem::take(&mut line.pending);
             for ((kind, start), (end, label)) in pend {
@@ -861,12 +871,24 @@ impl OeeEngine {
                 }
                 let mut sums = Sums::default();
                 for mid in &line.machines {
-                    if let Some(e) = self.machines[mid].emitted.get(&(kind, start)) {
-                        sums += &e.sums;
+                    let m = &self.machines[mid];
+                    if !m.emitted.contains_key(&(kind, start)) {
+                        continue;
+                    }
+                    let ctx = Ctx {
+                        p: &self.p,
+                        tp: &self.tp,
+                        step: self.step,
+                        keep,
+                        site: self.sites.get(&mid.site),
+                    };
+                    if let Some(s) = machine_window_sums(&ctx, m, kind, start, end) {
+                        sums += &s;
                     }
                 }
+                let fp = fingerprint(&sums);
                 let revision = match line.emitted.get(&(kind, start)) {
-                    Some(e) if e.sums == sums => continue,
+                    Some(e) if e.fingerprint == fp => continue,
                     Some(e) => e.revision + 1,
                     None => 0,
                 };
@@ -879,7 +901,7 @@ impl OeeEngine {
                         end,
                         label: label.clone(),
                         revision,
-                        sums,
+                        fingerprint: fp,
                     },
                 );
                 out.push(Output::Window(WindowResult {
@@ -1229,6 +1251,23 @@ fn failures_as_of(m: &Machine, a: Ms, b: Ms, as_of: Ms, s: &mut Sums) {
     }
 }
 
+/// The sums of a machine's window (see [`window_sums`]). A rolling window is the machine as
+/// of its end: a failure still open then stays open in it. So it never changes once inputs
+/// before its end are too late, and its slices can be compacted (see `prune`).
+fn machine_window_sums(
+    ctx: &Ctx<'_>,
+    m: &Machine,
+    kind: WindowKind,
+    start: Ms,
+    end: Ms,
+) -> Option<Sums> {
+    let mut sums = window_sums(ctx, m, m.origin?, start, end)?;
+    if kind == WindowKind::Rolling {
+        failures_as_of(m, start, end, end, &mut sums);
+    }
+    Some(sums)
+}
+
 /// Time in `[a, b)` as a machine without any input sees it: unknown where the calendar
 /// schedules work, otherwise the calendar's own categories. A pure function of the calendar, so
 /// a window's part before the machine's origin never depends on what was pruned since.
@@ -1287,17 +1326,12 @@ fn advance_machine(
                     end: Ms,
                     label: Option<Arc<str>>,
                     out: &mut Vec<Output>| {
-        let Some(mut sums) = window_sums(ctx, m, origin, start, end) else {
+        let Some(sums) = machine_window_sums(ctx, m, kind, start, end) else {
             return;
         };
-        if kind == WindowKind::Rolling {
-            // A rolling window is the machine as of its end: a failure still open then stays
-            // open in it. So it never changes once inputs before its end are too late, and its
-            // slices can be compacted (see `prune`).
-            failures_as_of(m, start, end, end, &mut sums);
-        }
+        let fp = fingerprint(&sums);
         let revision = match m.emitted.get(&(kind, start)) {
-            Some(e) if e.sums == sums => return,
+            Some(e) if e.fingerprint == fp => return,
             Some(e) => e.revision + 1,
             None => 0,
         };
@@ -1310,7 +1344,7 @@ fn advance_machine(
                 end,
                 label: label.clone(),
                 revision,
-                sums,
+                fingerprint: fp,
             },
         );
         pending.push((id.line_id(), kind, start, end, label.clone()));
