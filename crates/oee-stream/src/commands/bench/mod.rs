@@ -1288,7 +1288,7 @@ fn print_report(
             mb(s.peak_rss_kb),
             mb(s.end_rss_kb)
         );
-        print_rss(s);
+        print_rss(args, s);
     }
     if let (Some(c), Some(s)) = (copy, service) {
         println!();
@@ -1379,7 +1379,7 @@ fn print_database(s: &ServiceResult, d: &DbResult) {
     );
 }
 
-fn print_rss(s: &ServiceResult) {
+fn print_rss(args: &BenchArgs, s: &ServiceResult) {
     let Some(r) = &s.rss else {
         println!("| RSS samples | none (the service's /proc entry was not readable) |");
         return;
@@ -1400,11 +1400,17 @@ fn print_rss(s: &ServiceResult) {
             r.fitted
         ),
     }
-    println!(
-        "| RSS samples (1/s) | {} in {} |",
-        r.samples,
-        s.rss_csv.display()
-    );
+    match &args.dir {
+        Some(_) => println!(
+            "| RSS samples (1/s) | {} in {} |",
+            r.samples,
+            s.rss_csv.display()
+        ),
+        None => println!(
+            "| RSS samples (1/s) | {} (rss.csv is removed with the work directory: pass --dir DIR to keep it) |",
+            r.samples
+        ),
+    }
 }
 
 #[cfg(test)]
