@@ -113,7 +113,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH")]
     pub mosquitto: Option<PathBuf>,
 
-    /// Work directory (config, sink file, broker log); kept afterwards. Default: a fresh
+    /// Work directory (config, sink file, rss.csv, logs); kept afterwards. Default: a fresh
     /// directory under the system temp directory, removed at the end.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -127,7 +127,8 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 impl BenchArgs {
-    /// The sink as reported: `jsonl`, `null`, or the scheme of an `OEE_DATABASE__URL` override.
+    /// The sink as reported: `jsonl`, `null`, `postgres`, or the scheme of an
+    /// `OEE_DATABASE__URL` override (refused with `--sink postgres`).
     fn sink_name(&self) -> String {
         match self
             .service_env
