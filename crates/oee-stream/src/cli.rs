@@ -87,8 +87,8 @@ tests. Stops after --for, or on Ctrl-C (sending every node's NDEATH). See docs/d
 
     /// End-to-end load test on loopback: Mosquitto, the simulator, a null consumer and the service.
     #[command(
-        long_about = "Start Mosquitto on a free 127.0.0.1 port, then (1) the null reference: the simulator publishing to a subscriber that discards everything, and (2) `oee-stream run` (this binary) with the demo configuration and a JSON-lines sink, fed by the same simulator for the same time. Prints messages/s, metrics/s, rows/s, latency from the metric's timestamp to commit, CPU and peak RSS of the service, expected vs received counts, and the ratio to the null reference. Bounded by --for. See BENCHMARKS.md (End to end).",
-        after_help = "Example:\n  oee-stream bench --nodes 100 --devices-per-node 10 --rate 10000 --for 20s"
+        long_about = "Start Mosquitto on a free 127.0.0.1 port, then (1) the null reference: the simulator publishing to a subscriber that discards everything, and (2) `oee-stream run` (this binary) with the demo configuration and a JSON-lines sink (or, with --sink postgres, a fresh PostgreSQL database that is dropped afterwards), fed by the same simulator for the same time, and (3) with PostgreSQL, `psql \\copy` of the service's telemetry rows into an identical empty table as the database's own limit. Prints messages/s, metrics/s, rows/s, latency from the metric's timestamp to commit, CPU, peak RSS and an RSS slope of the service (samples every second in rss.csv), expected vs written counts, and the ratios to the null and \\copy references. Bounded by --for (at most 2h). See BENCHMARKS.md (End to end).",
+        after_help = "Examples:\n  oee-stream bench --nodes 100 --devices-per-node 10 --rate 10000 --for 20s\n  oee-stream bench --sink postgres --rate 20000 --for 5m --warmup 30s --skip-null --dir /tmp/i7-pg"
     )]
     Bench(BenchArgs),
 

@@ -1,6 +1,10 @@
 //! `oee-stream bench` as a process, tiny and short: it starts its own Mosquitto, runs both
-//! phases and reports no loss. Figures are not checked (no timings in tests).
+//! phases and reports no loss; into PostgreSQL (the running server, `OEE_TEST_PG`), expected
+//! and written counts agree and its databases are dropped. Figures are not checked (no
+//! timings in tests).
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::process::Command;
 
@@ -56,4 +60,142 @@ fn bench_runs_both_phases_and_reports_no_loss() {
         "{stdout}"
     );
     assert!(row("| peak RSS (VmHWM) |").contains("MB"), "{stdout}");
+}
+
+/// The number before and after the `→` of a `| label | A → B (…) |` row.
+fn arrow_pair(row: &str) -> (u64, u64) {
+    let cell = row.split('|').nth(2).unwrap().trim();
+    let (a, rest) = cell.split_once(" → ").unwrap();
+    let b = rest.split_whitespace().next().unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+#[test]
+fn bench_into_postgres_finds_every_row_in_its_database_and_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_oee-stream"))
+        .args([
+            "bench",
+            "--sink",
+            "postgres",
+            "--database-url",
+            &format!("{}/postgres", common::pg_base()),
+            "--nodes",
+            "1",
+            "--devices-per-node",
+            "2",
+            "--rate",
+            "20",
+            "--for",
+            "2s",
+            "--warmup",
+            "1s",
+            "--skip-null",
+            "--service-env",
+            "OEE_DATABASE__BATCH_MAX_LATENCY_MS=50",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let row = |prefix: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` row in\n{stdout}"))
+            .to_string()
+    };
+
+    // Expected (the sink's counters) == written (the database's own counts).
+    let (written, telemetry_in_db) = arrow_pair(&row(
+        "| telemetry rows: written (sink) → in the database (COUNT) |",
+    ));
+    assert!(written > 0, "no telemetry rows\n{stdout}");
+    assert_eq!(written, telemetry_in_db, "{stdout}");
+    let (written, in_db) = arrow_pair(&row(
+        "| events rows: written (sink) → in the database (COUNT) |",
+    ));
+    assert_eq!(written, in_db, "{stdout}");
+    let batches = row("| batches: committed (sink) → in the ledger (rows) |");
+    let (committed, in_ledger) = arrow_pair(&batches);
+    assert!(committed > 0 && committed == in_ledger, "{stdout}");
+    assert!(
+        row("| records out → rows written |").contains("(0 lost)"),
+        "{stdout}"
+    );
+
+    // Commit latency from the database: every batch seen by the poll.
+    let latency = row("| latency metric timestamp → committed (PostgreSQL");
+    assert!(
+        latency.contains("p99 ") && latency.contains(" rows)"),
+        "{latency}"
+    );
+    assert!(
+        latency.ends_with("; 0 rows in batches the poll did not see |"),
+        "{latency}"
+    );
+    assert!(
+        row("| ledger rows the commit poll did not see |").ends_with("| 0 |"),
+        "{stdout}"
+    );
+
+    // The \copy reference loaded all of the service's telemetry rows.
+    let loaded = row("| rows loaded |");
+    let cells: Vec<&str> = loaded
+        .split('|')
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(cells[0], cells[4], "{loaded}");
+    assert_eq!(
+        cells[0].parse::<u64>().unwrap(),
+        telemetry_in_db,
+        "{loaded}"
+    );
+    row("| psql \\copy rows/s |");
+    row("| service ÷ \\copy |");
+
+    // RSS sampled every second into rss.csv, summarised with a slope.
+    assert!(
+        row("| RSS at start / after the warm-up / at the end of the simulator |").contains("MB"),
+        "{stdout}"
+    );
+    row("| RSS slope after the warm-up");
+    let csv = std::fs::read_to_string(dir.path().join("rss.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("elapsed_s,rss_kb,peak_rss_kb"));
+    let samples: Vec<&str> = lines.collect();
+    assert!(samples.len() >= 2, "{csv}");
+    for s in &samples {
+        let kb: u64 = s.split(',').nth(1).unwrap().parse().unwrap();
+        assert!(kb > 0, "{csv}");
+    }
+
+    // Both databases are gone.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let left: i64 = rt.block_on(async {
+        let c = common::pg_connect(&format!("{}/postgres", common::pg_base())).await;
+        c.query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+            &[&format!("oee_bench_{pid}%")],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    });
+    assert_eq!(left, 0, "the bench left its databases behind");
 }

@@ -4,12 +4,19 @@
 //! 1. the null reference: the simulator publishing to an MQTT subscriber that counts and
 //!    discards every message (what the broker alone delivers on this machine), and
 //! 2. the service under test: this binary's `run` with the demo configuration and a JSON-lines
-//!    sink, fed by the same simulator at the same rate for the same time.
+//!    sink (or PostgreSQL: a fresh database, dropped afterwards, see [`postgres`]), fed by the
+//!    same simulator at the same rate for the same time,
+//! 3. with `--sink postgres`, the `psql \copy` reference: the service's telemetry rows loaded
+//!    into an identical empty table by `psql`, the database's own limit.
 //!
 //! It reports messages/s and metrics/s, rows/s committed, the latency from each telemetry
-//! row's metric timestamp to the moment its line is in the sink file (p50/p99/max), the
-//! service's CPU and peak RSS, and expected vs received counts. Every phase is bounded in time.
-//! See BENCHMARKS.md ("End to end").
+//! row's metric timestamp to its commit (p50/p99/max), the service's CPU and RSS (sampled every
+//! second into `rss.csv`, with a slope), and expected vs written counts. Every phase is bounded
+//! in time. See BENCHMARKS.md ("End to end").
+
+mod latency;
+mod postgres;
+mod rss;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -30,6 +37,9 @@ use tokio::time::Instant;
 
 use crate::commands::run::init_logging;
 use crate::commands::simulate::{parse_duration, wall_ms};
+use latency::{LatencyHist, Percentiles};
+use postgres::{BenchDatabases, CommitLatency, CopyReference, DbCounts};
+use rss::{RssLog, RssSummary};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -48,20 +58,39 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000.0)]
     pub rate: f64,
 
-    /// How long the simulator publishes in each phase (at most 5m).
+    /// How long the simulator publishes in each phase (at most 2h; the service's RSS is sampled
+    /// every second all along).
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
     pub duration: Duration,
 
     /// Phase 2 only: the simulator runs this long before the measured --for window (the OEE
     /// task's start-up output and any backlog drain in it; nothing in it is measured except
-    /// peak RSS and the totals).
+    /// peak RSS and the totals). At most 30m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
     pub warmup: Duration,
 
-    /// Sink of the service: `jsonl` (a file in the work directory; latency is measured from it)
-    /// or `null` (JSON lines to /dev/null: no latency figures).
-    #[arg(long, value_name = "SINK", default_value = "jsonl", value_parser = ["jsonl", "null"])]
+    /// Sink of the service: `jsonl` (a file in the work directory; latency is measured from
+    /// it), `null` (JSON lines to /dev/null: no latency figures) or `postgres` (a fresh
+    /// database on the --database-url server, dropped afterwards; latency to commit, row
+    /// counts from the database and the `psql \copy` reference).
+    #[arg(long, value_name = "SINK", default_value = "jsonl", value_parser = ["jsonl", "null", "postgres"])]
     pub sink: String,
+
+    /// `--sink postgres`: the server, as a URL of a database the user can connect to (the
+    /// bench creates `oee_bench_<pid>` and `oee_bench_<pid>_copy` there and drops them at the
+    /// end; the user needs CREATEDB).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
+
+    /// `--sink postgres`: load at most this many of the service's telemetry rows in the `psql
+    /// \copy` reference (0 = all; the CSV file takes ~200 bytes a row in the work directory
+    /// while it runs).
+    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
+    pub copy_max_rows: u64,
 
     /// Extra environment for the service, overriding its configuration (the demo's), e.g.
     /// `--service-env OEE_DATABASE__BATCH_MAX_LATENCY_MS=50`. Repeatable.
@@ -84,7 +113,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH")]
     pub mosquitto: Option<PathBuf>,
 
-    /// Work directory (config, sink file, broker log); kept afterwards. Default: a fresh
+    /// Work directory (config, sink file, rss.csv, logs); kept afterwards. Default: a fresh
     /// directory under the system temp directory, removed at the end.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -98,7 +127,8 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 impl BenchArgs {
-    /// The sink as reported: `jsonl`, `null`, or the scheme of an `OEE_DATABASE__URL` override.
+    /// The sink as reported: `jsonl`, `null`, `postgres`, or the scheme of an
+    /// `OEE_DATABASE__URL` override (refused with `--sink postgres`).
     fn sink_name(&self) -> String {
         match self
             .service_env
@@ -106,14 +136,20 @@ impl BenchArgs {
             .rev()
             .find(|(k, _)| k == "OEE_DATABASE__URL")
         {
-            Some((_, url)) => url.split("://").next().unwrap_or(url).to_string(),
-            None => self.sink.clone(),
+            Some((_, url)) if self.sink != "postgres" => {
+                url.split("://").next().unwrap_or(url).to_string()
+            }
+            _ => self.sink.clone(),
         }
     }
 }
 
 /// Upper bound for any wait on start-up or drain.
 const WAIT: Duration = Duration::from_secs(15);
+/// Upper bound for the sink to write its backlog after the simulator stopped.
+const DRAIN: Duration = Duration::from_secs(120);
+const MAX_FOR: Duration = Duration::from_secs(2 * 3600);
+const MAX_WARMUP: Duration = Duration::from_secs(30 * 60);
 /// How often the sink file is read for latency, and /metrics scraped.
 const TAIL_EVERY: Duration = Duration::from_millis(10);
 const SCRAPE_EVERY: Duration = Duration::from_secs(1);
@@ -137,11 +173,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             machines * 20
         );
     }
-    if args.duration > Duration::from_secs(300) || args.duration.is_zero() {
-        bail!("--for must be between 1 ms and 5m");
+    if args.duration > MAX_FOR || args.duration.is_zero() {
+        bail!("--for must be between 1 ms and 2h");
     }
-    if args.warmup > Duration::from_secs(300) {
-        bail!("--warmup must be at most 5m");
+    if args.warmup > MAX_WARMUP {
+        bail!("--warmup must be at most 30m");
+    }
+    if args.sink == "postgres"
+        && args
+            .service_env
+            .iter()
+            .any(|(k, _)| k == "OEE_DATABASE__URL")
+    {
+        bail!(
+            "--sink postgres writes to a fresh database on --database-url's server; \
+             drop --service-env OEE_DATABASE__URL"
+        );
     }
     let (dir, remove_dir) = match &args.dir {
         Some(d) => (d.clone(), false),
@@ -163,6 +210,24 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn bench(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
+    let dbs = if args.sink == "postgres" {
+        let dbs = BenchDatabases::create(&args.database_url).await?;
+        eprintln!(
+            "bench: PostgreSQL database {} (dropped at the end)",
+            dbs.shown(&dbs.service)
+        );
+        Some(dbs)
+    } else {
+        None
+    };
+    let r = phases(args, dir, dbs.as_ref()).await;
+    if let Some(dbs) = &dbs {
+        dbs.drop_all().await;
+    }
+    r
+}
+
+async fn phases(args: &BenchArgs, dir: &Path, dbs: Option<&BenchDatabases>) -> anyhow::Result<()> {
     let load_before = loadavg();
     let broker = Mosquitto::start(args.mosquitto.as_deref(), dir).await?;
     eprintln!(
@@ -179,25 +244,52 @@ async fn bench(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
         None
     } else {
         eprintln!("bench: phase 2, oee-stream run");
-        Some(service_phase(args, &broker, dir).await?)
+        Some(service_phase(args, &broker, dir, dbs).await?)
     };
     let broker_cpu = broker.cpu_seconds();
     drop(broker);
+    let copy = match dbs {
+        Some(dbs) if service.is_some() => {
+            eprintln!("bench: phase 3, psql \\copy reference");
+            let db = service_settings(args)?.file.database;
+            Some(
+                postgres::copy_reference(
+                    dbs,
+                    dir,
+                    args.copy_max_rows,
+                    db.compress_after_days,
+                    db.retention_days,
+                )
+                .await?,
+            )
+        }
+        _ => None,
+    };
     let load_after = loadavg();
     print_report(
         args,
         null.as_ref(),
         service.as_ref(),
+        copy.as_ref(),
         broker_cpu,
         &load_before,
         &load_after,
     );
     if let Some(s) = &service
-        && (s.received < s.published || s.rows_written < s.records_out)
+        && s.lost()
     {
         bail!("messages or rows were lost (see the table)");
     }
     Ok(())
+}
+
+/// The service's settings as it loads them: the demo configuration with `--service-env`.
+fn service_settings(args: &BenchArgs) -> anyhow::Result<oee_stream::settings::Settings> {
+    let env: BTreeMap<String, String> = args.service_env.iter().cloned().collect();
+    oee_stream::settings::load_settings(DEMO_CONFIG, "the demo configuration", &env).map_err(|ds| {
+        let msgs: Vec<String> = ds.iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!("--service-env: {}", msgs.join("; "))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,7 +458,7 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
     let count = Arc::new(AtomicU64::new(0));
     let subscribed = Arc::new(AtomicBool::new(false));
     let times: Arc<std::sync::Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
-    let lat: Arc<std::sync::Mutex<Vec<i64>>> = Arc::default();
+    let lat = Arc::new(std::sync::Mutex::new(LatencyHist::new()?));
     let consumer = {
         let (count, subscribed, times, lat) = (
             Arc::clone(&count),
@@ -385,7 +477,7 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
                             && let Some(ts) = payload.timestamp
                             && let Ok(mut l) = lat.lock()
                         {
-                            l.push(wall_ms() as i64 - ts as i64);
+                            l.record(wall_ms() as i64 - ts as i64);
                         }
                         first.get_or_insert(now);
                         count.fetch_add(1, Ordering::Relaxed);
@@ -422,7 +514,7 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
         Arc::default(),
     )
     .await?;
-    wait_stable(|| async { Some(count.load(Ordering::Relaxed)) }).await;
+    wait_stable(WAIT, || async { Some(count.load(Ordering::Relaxed)) }).await;
     consumer.abort();
     let received = count.load(Ordering::Relaxed);
     let (first, last) = times.lock().map(|t| *t).unwrap_or_default();
@@ -430,10 +522,7 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
         (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
         _ => sent.secs,
     };
-    let latency = lat
-        .lock()
-        .ok()
-        .and_then(|mut l| percentiles(std::mem::take(&mut *l)));
+    let latency = lat.lock().ok().and_then(|l| l.percentiles());
     Ok(NullResult {
         sent,
         received,
@@ -442,13 +531,13 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
     })
 }
 
-/// Polls `value` until it has not changed for a second (bounded by [`WAIT`]).
-async fn wait_stable<F, Fut>(mut value: F)
+/// Polls `value` until it has not changed for a second (bounded by `limit`).
+async fn wait_stable<F, Fut>(limit: Duration, mut value: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<u64>>,
 {
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + limit;
     let mut last = value().await;
     let mut since = Instant::now();
     while Instant::now() < deadline {
@@ -470,18 +559,21 @@ struct ServiceResult {
     sent: Sent,
     published: u64,
     received: u64,
-    /// Steady-state rates (between the first scrape after 1 s and the last one before the
-    /// simulator stopped).
+    /// Steady-state rates (between the first scrape after the warm-up and the last one before
+    /// the simulator stopped).
     msg_rate: f64,
     signal_rate: f64,
     row_rate: f64,
+    /// Rows/s committed by table over the steady window, in [`TABLES`] order.
+    table_rates: [f64; 4],
     steady_secs: f64,
     /// Published − received over the steady window (± messages in flight at its ends).
     steady_lost: f64,
     records_out: u64,
     rows_written: u64,
-    /// Rows written by table at the end (`table=value`, …).
-    rows_by_table: String,
+    /// Rows written by table at the end, in [`TABLES`] order.
+    written: [u64; 4],
+    batches_written: u64,
     file_rows: u64,
     signals: u64,
     /// Service CPU over the steady window, in cores (1.0 = one core busy).
@@ -490,8 +582,38 @@ struct ServiceResult {
     peak_rss_kb: Option<u64>,
     /// VmRSS after the run, before the service is stopped.
     end_rss_kb: Option<u64>,
+    rss: Option<RssSummary>,
+    rss_csv: PathBuf,
+    /// JSON-lines sink: from the file.
     latency: Option<Latency>,
     pipeline_p: Option<(f64, f64)>,
+    /// `--sink postgres`: what the database holds after the run.
+    db: Option<DbResult>,
+}
+
+/// The tables, in the order of [`ServiceResult::written`].
+const TABLES: [&str; 4] = ["telemetry", "events", "oee_windows", "faults"];
+
+struct DbResult {
+    /// At the same moment as the final /metrics scrape (drained, before SIGTERM).
+    counts: DbCounts,
+    /// After the service stopped (its shutdown may flush a last batch).
+    final_counts: DbCounts,
+    latency: CommitLatency,
+}
+
+impl ServiceResult {
+    /// Whether anything went missing on the way: published → received → handed to the sink →
+    /// committed (the sink's counters) → in the database (its own counts).
+    fn lost(&self) -> bool {
+        let db_short = self.db.as_ref().is_some_and(|d| {
+            d.counts.telemetry != self.written[0] as i64
+                || d.counts.events != self.written[1] as i64
+                || d.counts.batch_rows != self.rows_written as i64
+                || d.counts.batches != self.batches_written as i64
+        });
+        self.received < self.published || self.rows_written < self.records_out || db_short
+    }
 }
 
 struct Latency {
@@ -499,27 +621,6 @@ struct Latency {
     commit: Percentiles,
     /// metric timestamp → `received_at`, ms.
     receive: Percentiles,
-}
-
-struct Percentiles {
-    n: usize,
-    p50: i64,
-    p99: i64,
-    max: i64,
-}
-
-fn percentiles(mut v: Vec<i64>) -> Option<Percentiles> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
-    Some(Percentiles {
-        n: v.len(),
-        p50: at(0.50),
-        p99: at(0.99),
-        max: v[v.len() - 1],
-    })
 }
 
 struct Service {
@@ -535,10 +636,46 @@ impl Drop for Service {
     }
 }
 
+/// The final /metrics scrape and, with PostgreSQL, the database's counts at the same moment:
+/// taken between two scrapes that agree on the rows and batches written (retried a few times).
+async fn final_counts(
+    http_port: u16,
+    dbs: Option<&BenchDatabases>,
+) -> anyhow::Result<(Scrape, Option<DbCounts>)> {
+    let written = |m: &Scrape| {
+        (
+            m.sum("oee_stream_rows_written_total"),
+            m.sum("oee_stream_batches_written_total"),
+        )
+    };
+    let mut attempt = 0;
+    loop {
+        let before = scrape(http_port).await.context("scraping /metrics")?;
+        let Some(dbs) = dbs else {
+            return Ok((before, None));
+        };
+        let counts = postgres::counts(&dbs.url(&dbs.service)).await?;
+        let after = scrape(http_port).await.context("scraping /metrics")?;
+        attempt += 1;
+        if written(&before) == written(&after) || attempt == 5 {
+            return Ok((after, Some(counts)));
+        }
+    }
+}
+
+/// One /metrics scrape during the run, with the service's CPU and the simulator's count.
+struct Sample {
+    secs: f64,
+    metrics: Scrape,
+    cpu_s: Option<f64>,
+    published: u64,
+}
+
 async fn service_phase(
     args: &BenchArgs,
     broker: &Mosquitto,
     dir: &Path,
+    dbs: Option<&BenchDatabases>,
 ) -> anyhow::Result<ServiceResult> {
     let http_port = free_port()?;
     let config = dir.join("oee-stream.yml");
@@ -546,6 +683,10 @@ async fn service_phase(
     let sink_path = match args.sink.as_str() {
         "null" => PathBuf::from("/dev/null"),
         _ => dir.join("sink.jsonl"),
+    };
+    let database_url = match dbs {
+        Some(d) => d.url(&d.service),
+        None => format!("jsonl://{}", sink_path.display()),
     };
     let _ = std::fs::remove_file(dir.join("sink.jsonl"));
     let exe = std::env::current_exe().context("finding this binary")?;
@@ -557,10 +698,7 @@ async fn service_phase(
         .env("OEE_MQTT__URL", format!("mqtt://127.0.0.1:{}", broker.port))
         .env("OEE_MQTT__HOST_ID", "oee-bench")
         .env("OEE_HTTP__LISTEN", format!("127.0.0.1:{http_port}"))
-        .env(
-            "OEE_DATABASE__URL",
-            format!("jsonl://{}", sink_path.display()),
-        )
+        .env("OEE_DATABASE__URL", &database_url)
         .env(
             "OEE_DATABASE__SPOOL__DIR",
             dir.join("spool").display().to_string(),
@@ -594,32 +732,57 @@ async fn service_phase(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The latency tailer.
+    // The latency tailer (JSON lines) or the commit poller (PostgreSQL).
     let stop_tail = Arc::new(AtomicBool::new(false));
     let measure_from_ms = (wall_ms() + args.warmup.as_millis() as u64) as i64;
-    let tailer = (args.sink_name() == "jsonl").then(|| {
+    let tailer = if args.sink_name() == "jsonl" {
         let (path, stop) = (sink_path.clone(), Arc::clone(&stop_tail));
-        tokio::task::spawn_blocking(move || tail(&path, &stop, measure_from_ms))
-    });
+        let hists = (LatencyHist::new()?, LatencyHist::new()?);
+        Some(tokio::task::spawn_blocking(move || {
+            tail(&path, &stop, measure_from_ms, hists)
+        }))
+    } else {
+        None
+    };
+    let stop_poll = Arc::new(AtomicBool::new(false));
+    let poller =
+        dbs.map(|d| postgres::spawn_commit_poller(d.url(&d.service), Arc::clone(&stop_poll)));
 
-    // The simulator, with /metrics scraped every second meanwhile.
+    // The simulator, with /metrics scraped and RSS sampled every second meanwhile. Only the
+    // scrapes at the two ends of the steady window are kept (a run may last hours).
+    let mut rss_log = RssLog::create(&dir.join("rss.csv"))?;
+    let steady_from = args.warmup.as_secs_f64().max(1.0);
     let sim_done = Arc::new(AtomicBool::new(false));
     let sim_stats = Arc::new(SimStats::default());
     let scraper = {
         let sim_done = Arc::clone(&sim_done);
         let sim_stats = Arc::clone(&sim_stats);
         tokio::spawn(async move {
-            let mut samples = Vec::new();
+            let (mut first, mut last): (Option<Sample>, Option<Sample>) = (None, None);
             let t0 = Instant::now();
             let mut every = tokio::time::interval(SCRAPE_EVERY);
             while !sim_done.load(Ordering::Relaxed) {
                 every.tick().await;
+                let secs = t0.elapsed().as_secs_f64();
+                if let Some(kb) = proc_status_kb(pid, "VmRSS:") {
+                    rss_log.push(secs, kb, proc_status_kb(pid, "VmHWM:"));
+                }
                 let published = sim_stats.published.load(Ordering::Relaxed);
-                if let Some(m) = scrape(http_port).await {
-                    samples.push((t0.elapsed().as_secs_f64(), m, cpu_seconds(pid), published));
+                if let Some(metrics) = scrape(http_port).await {
+                    let s = Sample {
+                        secs,
+                        metrics,
+                        cpu_s: cpu_seconds(pid),
+                        published,
+                    };
+                    if first.is_none() && secs >= steady_from {
+                        first = Some(s);
+                    } else {
+                        last = Some(s);
+                    }
                 }
             }
-            samples
+            (first, last, rss_log)
         })
     };
     let sent = drive_for(
@@ -631,24 +794,27 @@ async fn service_phase(
     )
     .await;
     sim_done.store(true, Ordering::Relaxed);
-    let samples = scraper.await.unwrap_or_default();
+    let (first, last, rss_log) = scraper.await.context("the /metrics scraper failed")?;
     let sent = sent?;
 
     // Drain: wait until the rows written stop changing.
-    wait_stable(|| async {
+    wait_stable(DRAIN, || async {
         scrape(http_port)
             .await
             .map(|m| m.sum("oee_stream_rows_written_total") as u64)
     })
     .await;
-    let end = scrape(http_port).await.context("scraping /metrics")?;
+    let (end, drained_counts) = final_counts(http_port, dbs).await?;
     let cpu_total_s = cpu_seconds(pid).unwrap_or(f64::NAN);
     let peak_rss_kb = proc_status_kb(pid, "VmHWM:");
     let end_rss_kb = proc_status_kb(pid, "VmRSS:");
     stop_tail.store(true, Ordering::Relaxed);
     let (lat_commit, lat_receive, file_rows) = match tailer {
-        Some(t) => t.await.unwrap_or_default(),
-        None => (Vec::new(), Vec::new(), 0),
+        Some(t) => {
+            let (c, r, n) = t.await.context("the sink file tailer failed")?;
+            (c.percentiles(), r.percentiles(), n)
+        }
+        None => (None, None, 0),
     };
 
     // Stop the service cleanly (SIGTERM), bounded.
@@ -662,32 +828,58 @@ async fn service_phase(
     }
     drop(service);
 
-    // Steady window: from the first sample after the warm-up (at least 1 s) to the last one.
-    let from = args.warmup.as_secs_f64().max(1.0);
-    let first = samples.iter().find(|s| s.0 >= from);
-    let last = samples.last();
-    let (msg_rate, signal_rate, row_rate, cpu_cores, steady_secs, steady_lost) = match (first, last)
-    {
-        (Some(a), Some(b)) if b.0 > a.0 => {
-            let dt = b.0 - a.0;
-            let d = |name: &str| (b.1.sum(name) - a.1.sum(name)) / dt;
-            let received = b.1.sum("oee_stream_mqtt_messages_total")
-                - a.1.sum("oee_stream_mqtt_messages_total");
-            (
-                d("oee_stream_mqtt_messages_total"),
-                d("oee_stream_signals_total"),
-                d("oee_stream_rows_written_total"),
-                match (a.2, b.2) {
-                    (Some(x), Some(y)) => (y - x) / dt,
-                    _ => f64::NAN,
-                },
-                dt,
-                (b.3 - a.3) as f64 - received,
-            )
+    // The database's side, once nothing writes any more.
+    stop_poll.store(true, Ordering::Relaxed);
+    let db = match (dbs, poller) {
+        (Some(dbs), Some(poller)) => {
+            let commits = poller.await.context("the commit poller failed")??;
+            let url = dbs.url(&dbs.service);
+            Some(DbResult {
+                counts: drained_counts.unwrap_or_default(),
+                final_counts: postgres::counts(&url).await?,
+                latency: postgres::commit_latency(&url, &commits, measure_from_ms).await?,
+            })
         }
-        _ => (f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0.0, f64::NAN),
+        _ => None,
     };
-    let latency = match (percentiles(lat_commit), percentiles(lat_receive)) {
+
+    // Steady window: from the first sample after the warm-up (at least 1 s) to the last one.
+    let rows_written_series = |t: &str| format!("oee_stream_rows_written_total{{table=\"{t}\"}}");
+    let (msg_rate, signal_rate, row_rate, table_rates, cpu_cores, steady_secs, steady_lost) =
+        match (&first, &last) {
+            (Some(a), Some(b)) if b.secs > a.secs => {
+                let dt = b.secs - a.secs;
+                let d = |name: &str| (b.metrics.sum(name) - a.metrics.sum(name)) / dt;
+                let table_rates = TABLES.map(|t| {
+                    let series = rows_written_series(t);
+                    (b.metrics.series(&series) - a.metrics.series(&series)) / dt
+                });
+                let received = b.metrics.sum("oee_stream_mqtt_messages_total")
+                    - a.metrics.sum("oee_stream_mqtt_messages_total");
+                (
+                    d("oee_stream_mqtt_messages_total"),
+                    d("oee_stream_signals_total"),
+                    d("oee_stream_rows_written_total"),
+                    table_rates,
+                    match (a.cpu_s, b.cpu_s) {
+                        (Some(x), Some(y)) => (y - x) / dt,
+                        _ => f64::NAN,
+                    },
+                    dt,
+                    (b.published - a.published) as f64 - received,
+                )
+            }
+            _ => (
+                f64::NAN,
+                f64::NAN,
+                f64::NAN,
+                [f64::NAN; 4],
+                f64::NAN,
+                0.0,
+                f64::NAN,
+            ),
+        };
+    let latency = match (lat_commit, lat_receive) {
         (Some(commit), Some(receive)) => Some(Latency { commit, receive }),
         _ => None,
     };
@@ -698,42 +890,39 @@ async fn service_phase(
         msg_rate,
         signal_rate,
         row_rate,
+        table_rates,
         steady_secs,
         steady_lost,
         records_out: end.sum("oee_stream_records_out_total") as u64,
         rows_written: end.sum("oee_stream_rows_written_total") as u64,
-        rows_by_table: ["telemetry", "events", "oee_windows", "faults"]
-            .iter()
-            .map(|t| {
-                let v = end
-                    .0
-                    .get(&format!("oee_stream_rows_written_total{{table=\"{t}\"}}"))
-                    .copied()
-                    .unwrap_or(0.0);
-                format!("{t} {v}")
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        written: TABLES.map(|t| end.series(&rows_written_series(t)) as u64),
+        batches_written: end.sum("oee_stream_batches_written_total") as u64,
         file_rows,
         signals: end.sum("oee_stream_signals_total") as u64,
         cpu_cores,
         cpu_total_s,
         peak_rss_kb,
         end_rss_kb,
+        rss: rss_log.summary(args.warmup.as_secs_f64()),
+        rss_csv: rss_log.path().to_path_buf(),
         latency,
         pipeline_p: end.histogram_quantiles(
             "stream_processor_pipeline_duration_seconds",
             "stage=\"total\"",
         ),
+        db,
     })
 }
 
 /// Follows the sink file until `stop`: for every telemetry line, the time from its metric
 /// timestamp to now (when the line was first seen, i.e. committed and flushed) and to its
-/// `received_at`. Returns (commit latencies, receive latencies, telemetry lines), ms.
-fn tail(path: &Path, stop: &AtomicBool, from_ms: i64) -> (Vec<i64>, Vec<i64>, u64) {
-    let mut commit = Vec::new();
-    let mut receive = Vec::new();
+/// `received_at`, recorded in `(commit, receive)`. Returns them and the telemetry lines read.
+fn tail(
+    path: &Path,
+    stop: &AtomicBool,
+    from_ms: i64,
+    (mut commit, mut receive): (LatencyHist, LatencyHist),
+) -> (LatencyHist, LatencyHist, u64) {
     let mut lines = 0u64;
     let mut file = None;
     let mut pending: Vec<u8> = Vec::new();
@@ -768,9 +957,9 @@ fn tail(path: &Path, stop: &AtomicBool, from_ms: i64) -> (Vec<i64>, Vec<i64>, u6
                     if t < from_ms {
                         continue;
                     }
-                    commit.push(now - t);
+                    commit.record(now - t);
                     if let Some(r) = field_time(line, b"\"received_at\":\"") {
-                        receive.push(r - t);
+                        receive.record(r - t);
                     }
                 }
                 pending.drain(..end);
@@ -857,6 +1046,11 @@ impl Scrape {
             })
             .map(|(_, v)| v)
             .sum()
+    }
+
+    /// The value of one series (`name{labels}` exactly as exported), 0 if absent.
+    fn series(&self, key: &str) -> f64 {
+        self.0.get(key).copied().unwrap_or(0.0)
     }
 
     /// p50 and p99 (upper bucket bounds, seconds) of a histogram's series with `label`.
@@ -955,6 +1149,7 @@ fn print_report(
     args: &BenchArgs,
     null: Option<&NullResult>,
     service: Option<&ServiceResult>,
+    copy: Option<&CopyReference>,
     broker_cpu: Option<f64>,
     load_before: &str,
     load_after: &str,
@@ -1028,7 +1223,10 @@ fn print_report(
             "| signals/s normalized | {:.0} (after deadbands) |",
             s.signal_rate
         );
-        println!("| rows/s committed | {:.0} |", s.row_rate);
+        println!(
+            "| rows/s committed | {:.0} (telemetry {:.0}, events {:.0}) |",
+            s.row_rate, s.table_rates[0], s.table_rates[1]
+        );
         println!(
             "| records out → rows written | {} → {} ({} lost); telemetry lines in the file: {} |",
             s.records_out,
@@ -1036,21 +1234,42 @@ fn print_report(
             s.records_out.saturating_sub(s.rows_written),
             s.file_rows
         );
-        println!("| rows written by table | {} |", s.rows_by_table);
+        let by_table: Vec<String> = TABLES
+            .iter()
+            .zip(s.written)
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        println!("| rows written by table | {} |", by_table.join(", "));
+        if let Some(d) = &s.db {
+            print_database(s, d);
+        }
         println!("| signals (total) | {} |", s.signals);
-        match &s.latency {
-            Some(l) => {
+        match (&s.latency, &s.db) {
+            (Some(l), _) => {
                 println!(
-                    "| latency metric timestamp → committed (line in the sink file, +≤10 ms polling; rows stamped after the warm-up) | p50 {} ms, p99 {} ms, max {} ms ({} rows) |",
-                    l.commit.p50, l.commit.p99, l.commit.max, l.commit.n
+                    "| latency metric timestamp → committed (line in the sink file, +≤10 ms polling; rows stamped after the warm-up) | {} |",
+                    pct(&l.commit)
                 );
                 println!(
-                    "| latency metric timestamp → received_at | p50 {} ms, p99 {} ms, max {} ms |",
-                    l.receive.p50, l.receive.p99, l.receive.max
+                    "| latency metric timestamp → received_at | {} |",
+                    pct(&l.receive)
                 );
             }
-            None => println!(
-                "| latency | not measured (sink {}: latency is read from the JSON-lines file) |",
+            (None, Some(d)) => {
+                let commit = d.latency.commit.as_ref().map_or("no rows".to_string(), pct);
+                println!(
+                    "| latency metric timestamp → committed (PostgreSQL: the batch's ledger row first visible to the bench's poll, every 10 ms; rows stamped after the warm-up) | {commit}; {} rows in batches the poll did not see |",
+                    d.latency.rows_unseen
+                );
+                let receive = d
+                    .latency
+                    .receive
+                    .as_ref()
+                    .map_or("no rows".to_string(), pct);
+                println!("| latency metric timestamp → received_at | {receive} |");
+            }
+            (None, None) => println!(
+                "| latency | not measured (sink {}: latency is read from the JSON-lines file or PostgreSQL) |",
                 args.sink_name()
             ),
         }
@@ -1070,6 +1289,25 @@ fn print_report(
             mb(s.peak_rss_kb),
             mb(s.end_rss_kb)
         );
+        print_rss(args, s);
+    }
+    if let (Some(c), Some(s)) = (copy, service) {
+        println!();
+        println!("| psql \\copy reference | value |");
+        println!("|---|---|");
+        println!(
+            "| rows loaded | {} of the service's {} telemetry rows (CSV, `SELECT *` of its table) into an empty table of the same schema ({} indexes, checked identical) |",
+            c.rows, c.service_rows, c.indexes
+        );
+        println!(
+            "| psql \\copy rows/s | {:.0} ({:.2} s, psql start and connection included) |",
+            c.rows_per_s(),
+            c.secs
+        );
+        println!(
+            "| service ÷ \\copy | {:.3} (telemetry rows/s committed in the steady window ÷ \\copy rows/s) |",
+            s.table_rates[0] / c.rows_per_s()
+        );
     }
     if !args.service_env.is_empty() {
         let env: Vec<String> = args
@@ -1088,6 +1326,92 @@ fn print_report(
         "Load average (1/5/15 min) before: {load_before}; after: {load_after}; nproc {}.",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+}
+
+fn pct(p: &Percentiles) -> String {
+    format!(
+        "p50 {} ms, p99 {} ms, max {} ms ({} rows)",
+        p.p50, p.p99, p.max, p.n
+    )
+}
+
+/// Expected (the sink's counters) vs what the database holds.
+fn print_database(s: &ServiceResult, d: &DbResult) {
+    let c = &d.counts;
+    let check = |written: u64, in_db: i64| {
+        let diff = in_db - written as i64;
+        if diff == 0 {
+            "0 missing".to_string()
+        } else {
+            format!("**{diff:+} rows**")
+        }
+    };
+    println!(
+        "| telemetry rows: written (sink) → in the database (COUNT) | {} → {} ({}) |",
+        s.written[0],
+        c.telemetry,
+        check(s.written[0], c.telemetry)
+    );
+    println!(
+        "| events rows: written (sink) → in the database (COUNT) | {} → {} ({}) |",
+        s.written[1],
+        c.events,
+        check(s.written[1], c.events)
+    );
+    println!(
+        "| batches: committed (sink) → in the ledger (rows) | {} → {} ({} rows of {} written) |",
+        s.batches_written, c.batches, c.batch_rows, s.rows_written
+    );
+    let f = &d.final_counts;
+    println!(
+        "| written during the service's shutdown (after the counts above) | {:+} batches, {:+} rows (telemetry {:+}, events {:+}) |",
+        f.batches - c.batches,
+        f.batch_rows - c.batch_rows,
+        f.telemetry - c.telemetry,
+        f.events - c.events
+    );
+    println!(
+        "| oee_windows / faults in the database at the end (upserts: one row per key) | {} / {} |",
+        f.oee_windows, f.faults
+    );
+    println!(
+        "| ledger rows the commit poll did not see | {} |",
+        d.latency.batches_unseen
+    );
+}
+
+fn print_rss(args: &BenchArgs, s: &ServiceResult) {
+    let Some(r) = &s.rss else {
+        println!("| RSS samples | none (the service's /proc entry was not readable) |");
+        return;
+    };
+    println!(
+        "| RSS at start / after the warm-up / at the end of the simulator | {} / {} / {} |",
+        mb(Some(r.start_kb)),
+        mb(r.after_warmup_kb),
+        mb(Some(r.end_kb))
+    );
+    match r.slope_mb_per_10min {
+        Some(slope) => println!(
+            "| RSS slope after the warm-up (least squares over {} samples) | {slope:+.2} MB per 10 min |",
+            r.fitted
+        ),
+        None => println!(
+            "| RSS slope after the warm-up | — ({} samples: too few) |",
+            r.fitted
+        ),
+    }
+    match &args.dir {
+        Some(_) => println!(
+            "| RSS samples (1/s) | {} in {} |",
+            r.samples,
+            s.rss_csv.display()
+        ),
+        None => println!(
+            "| RSS samples (1/s) | {} (rss.csv is removed with the work directory: pass --dir DIR to keep it) |",
+            r.samples
+        ),
+    }
 }
 
 #[cfg(test)]
