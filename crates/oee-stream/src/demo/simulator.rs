@@ -46,8 +46,11 @@ const FAULTS: [(i32, u64); 4] = [(1001, 240), (1002, 420), (1003, 120), (2001, 6
 pub const BREAKS_UTC_S: [u64; 3] = [10 * 3600, 18 * 3600, 2 * 3600];
 const BREAK_LEN_S: u64 = 15 * 60;
 
-/// The model's time step (simulated ms).
-const STEP_MS: u64 = 1_000;
+/// The model's time step (simulated ms): one second, or the report interval when machines
+/// report more often (load tests), in multiples of the driver's 50 ms tick.
+fn step_ms(report_every_ms: u64) -> u64 {
+    (report_every_ms / 50 * 50).clamp(50, 1_000)
+}
 
 /// Machine names of the first two lines; more machines are called `M<n>`.
 const NAMES: [[&str; 3]; 2] = [
@@ -345,17 +348,18 @@ impl Simulator {
         out
     }
 
-    /// Runs the plant up to `to_ms` (simulated) in whole steps of one second; a rest shorter
-    /// than a second waits for the next call. So the plant's history depends on the seed and
+    /// Runs the plant up to `to_ms` (simulated) in whole steps (see [`step_ms`]); a rest
+    /// shorter than a step waits for the next call. So the plant's history depends on the seed and
     /// the start time only, never on how a driver's wall-clock ticks happen to fall.
     pub fn advance(&mut self, to_ms: u64) -> Vec<Output> {
         let mut out = Vec::new();
         if !self.started {
             out = self.start();
         }
-        while self.now_ms + STEP_MS <= to_ms {
-            self.now_ms += STEP_MS;
-            self.step(STEP_MS, &mut out);
+        let step = step_ms(self.cfg.report_every_ms);
+        while self.now_ms + step <= to_ms {
+            self.now_ms += step;
+            self.step(step, &mut out);
         }
         out
     }
@@ -714,6 +718,27 @@ mod tests {
             out.extend(sim.advance(t));
         }
         assert_eq!(out, run(1, 10));
+    }
+
+    #[test]
+    fn machines_report_as_often_as_asked_down_to_the_50_ms_tick() {
+        // A load test asks for 20 messages/s per machine: the model must step that finely.
+        let cfg = SimConfig {
+            nodes: 1,
+            devices_per_node: 2,
+            report_every_ms: 50,
+            node_deaths: false,
+            ..SimConfig::default()
+        };
+        let start = cfg.start_ms;
+        let mut sim = Simulator::new(cfg);
+        sim.start();
+        let ddata = sim
+            .advance(start + 10_000)
+            .iter()
+            .filter(|o| matches!(o, Output::Publish { topic, .. } if topic.contains("/DDATA/")))
+            .count();
+        assert_eq!(ddata, 2 * 10 * 20);
     }
 
     fn publishes(out: &[Output]) -> Vec<(&str, Payload)> {
