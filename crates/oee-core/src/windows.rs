@@ -1006,7 +1006,9 @@ impl OeeEngine {
         let w = self.watermark;
         let start = align(w.max(origin), self.p.tumbling_ms, ctx.phase(w)).max(origin);
         let mut sums = Sums::default();
-        for (_, (_, s)) in m.slices.range(start..m.horizon.min(w)) {
+        // The horizon can lag the watermark into the previous window (a stop not yet known to
+        // be a micro-stop holds it back).
+        for (_, (_, s)) in m.slices.range(start..m.horizon.min(w).max(start)) {
             sums += s;
         }
         if w > m.horizon.max(start) {

@@ -302,6 +302,8 @@ proptest! {
             };
             e.push(&input, &mut out);
             e.advance_watermark(Ms::MIN, &mut out);
+            // The live view asks for the growing window after every batch.
+            let _ = (e.current_window(&m1()), e.current_window(&m2()), e.retained());
         }
         prop_assert!(started.elapsed().as_secs() < 20, "bounded work");
     }

@@ -220,6 +220,20 @@ fn current_window_grows_to_the_watermark_and_is_flagged_partial() {
 }
 
 #[test]
+fn current_window_while_a_stop_before_the_hour_holds_the_horizon_back() {
+    // Found by a 30-minute soak: a stop at 09:59:30 (not yet known to be a micro-stop) holds the
+    // horizon before 10:00 while the watermark is past it; the current window starts at 10:00.
+    let mut f = Feed::new(params());
+    let m = m1();
+    f.run(&m, at(8, 0, 0));
+    f.stop(&m, at(9, 59, 30));
+    f.wm(at(10, 0, 30));
+    let w = f.engine.current_window(&m).unwrap();
+    assert_eq!(w.start, at(10, 0, 0));
+    assert_eq!(w.sums.at_ms, 30 * S);
+}
+
+#[test]
 fn counts_across_a_session_change_are_attributed_and_flagged() {
     let mut f = Feed::new(params());
     let m = m1();
