@@ -14,6 +14,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    exit_on_panic();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,6 +39,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => commands::replay::run(&args)?,
     }
     Ok(())
+}
+
+/// A panic in any task is a bug. Without this, tokio would end only that task and the service
+/// would run on without, say, its OEE computation while looking healthy. After the usual report
+/// the whole process ends with status 70 (EX_SOFTWARE), so its supervisor restarts it; what the
+/// spool accepted is kept and the births rebuild the rest.
+fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::exit(70);
+    }));
 }
 
 /// Error messages may quote input (metric names, topics); keep the report on one line.
