@@ -364,6 +364,7 @@ fn unmapped_metrics_are_counted_per_node_and_passed_or_dropped() {
         unmapped: UnmappedConfig {
             policy: UnmappedPolicy::Drop,
             max_listed_per_node: 1,
+            ..Default::default()
         },
         ..Default::default()
     });
@@ -378,6 +379,29 @@ fn unmapped_metrics_are_counted_per_node_and_passed_or_dropped() {
     assert_eq!(d.unmapped()[0].metrics.len(), 1);
     assert_eq!(d.unmapped()[0].not_listed, 1);
     assert_eq!(d.stats().unmapped, 2);
+}
+
+#[test]
+fn the_unmapped_list_holds_at_most_max_nodes_nodes() {
+    let mut n = normalizer(ProcessingConfig {
+        unmapped: UnmappedConfig {
+            max_nodes: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    for node in 0..5 {
+        let edge = format!("E{node}");
+        let s = SourceSample {
+            edge_node: &edge,
+            ..sample(None, "M", Value::Int(1), 0, 192)
+        };
+        assert!(matches!(n.normalize(s), Outcome::Unmapped(Some(_))));
+    }
+    let listed: Vec<&str> = n.unmapped().iter().map(|u| u.edge_node.as_str()).collect();
+    assert_eq!(listed, ["E0", "E1"]);
+    assert_eq!(n.stats().unmapped, 5, "every sample is still counted");
+    assert_eq!(n.stats().unmapped_unlisted, 3);
 }
 
 #[test]

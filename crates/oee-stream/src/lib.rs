@@ -4,6 +4,7 @@ pub mod calculate;
 pub mod demo;
 pub mod http;
 pub mod live;
+pub mod log_limit;
 pub mod metrics;
 pub mod pipeline;
 pub mod settings;
