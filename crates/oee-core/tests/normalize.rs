@@ -381,6 +381,41 @@ fn unmapped_metrics_are_counted_per_node_and_passed_or_dropped() {
     assert_eq!(d.stats().unmapped, 2);
 }
 
+/// Regression (fuzz/artifacts-found/normalizer/empty_device_then_node_metric): an empty device
+/// name and no device shared one identity, so the source of a signal depended on which sample
+/// came first; an empty device name is the node itself, whichever comes first.
+#[test]
+fn an_empty_device_name_is_the_node_itself_in_either_order() {
+    let rules = vec![rule("/Devices/Line1/*/Speed", "temperature")];
+    for empty_first in [true, false] {
+        let mut n = normalizer(ProcessingConfig {
+            tag_mappings: rules.clone(),
+            ..Default::default()
+        });
+        let order = if empty_first {
+            [Some(""), None]
+        } else {
+            [None, Some("")]
+        };
+        let seen: Vec<(bool, Option<String>)> = order
+            .into_iter()
+            .map(
+                |device| match n.normalize(sample(device, "Speed", Value::Float(1.0), 0, 192)) {
+                    Outcome::Signal(s) => (true, s.tag.source.device.clone()),
+                    Outcome::Unmapped(Some(s)) => (false, s.tag.source.device.clone()),
+                    o => panic!("{o:?}"),
+                },
+            )
+            .collect();
+        // A device pattern does not match the node's own metric, whichever came first.
+        assert_eq!(
+            seen,
+            vec![(false, None), (false, None)],
+            "empty first: {empty_first}"
+        );
+    }
+}
+
 #[test]
 fn the_unmapped_list_holds_at_most_max_nodes_nodes() {
     let mut n = normalizer(ProcessingConfig {

@@ -224,7 +224,7 @@ impl Collector for PipelineCollector {
         }
         let mut family = enc.encode_descriptor(
             "oee_stream_normalizer_samples",
-            "Samples through the tag normalizer, by outcome: emitted, suppressed (deadband), bad_quality, rejected (value does not fit the rule), unmapped; untracked and unmapped_unlisted count samples beyond processing.max_tracked_sources / processing.unmapped.max_nodes (also counted in an outcome)",
+            "Samples through the tag normalizer, by outcome: emitted, suppressed (deadband), bad_quality, rejected (value does not fit the rule), unmapped; untracked counts samples beyond processing.max_tracked_sources, unmapped_unlisted unmapped metrics of nodes beyond processing.unmapped.max_nodes (both also counted in an outcome)",
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;

@@ -70,7 +70,7 @@ impl Value {
 pub struct SourceSample<'a> {
     pub group: &'a str,
     pub edge_node: &'a str,
-    /// `None` for node-level metrics.
+    /// `None` for node-level metrics (an empty device name counts as `None`).
     pub device: Option<&'a str>,
     pub metric: &'a str,
     pub value: Value,
@@ -196,7 +196,8 @@ pub struct NormalizerStats {
     /// Samples of identities beyond `max_tracked_sources` (normalized without cache/deadband).
     pub untracked: u64,
     /// Unmapped identities not listed because the node list was full
-    /// (`processing.unmapped.max_nodes`); their samples still count in `unmapped`.
+    /// (`processing.unmapped.max_nodes`), once per identity (per sample for an identity beyond
+    /// `max_tracked_sources`, which is not remembered); their samples still count in `unmapped`.
     pub unmapped_unlisted: u64,
 }
 
@@ -346,6 +347,13 @@ impl Normalizer {
     /// The slot index of an identity, created on first sight; a one-off slot when the table is
     /// full.
     fn slot_of(&mut self, id: &SourceId<'_>) -> Result<u32, Slot> {
+        // Sparkplug device ids are never empty: an empty one is the node itself. Without this,
+        // `Some("")` and `None` share an identity key but could resolve to different rules and
+        // report different sources, depending on which came first (found by fuzzing).
+        let id = &SourceId {
+            device: id.device.filter(|d| !d.is_empty()),
+            ..*id
+        };
         identity_key(&mut self.key, id);
         if let Some(&i) = self.cache.get(self.key.as_str()) {
             return Ok(i);
