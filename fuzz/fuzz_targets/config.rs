@@ -2,8 +2,9 @@
 //! environment overrides, decoding every section, every semantic check) must return settings
 //! or diagnostics and never panic. Checked as well:
 //!
-//! - every diagnostic is located: a file position inside the text (line 1 ..= lines + 1,
-//!   column ≥ 1) or an environment variable that was given, and says something;
+//! - every diagnostic is located: a file position inside the text (line 1 ..= line breaks + 1,
+//!   a lone CR counting as a break as in YAML; column ≥ 1) or an environment variable that was
+//!   given, and says something;
 //! - valid settings convert to engine parameters (`Domain::engine_params`, which the service
 //!   runs at start-up and which must not fail once `load_settings` accepted the file) that are
 //!   usable: no negative durations, a rolling window with a positive length and step. Then the
@@ -29,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let lines = u32::try_from(text.lines().count()).unwrap_or(u32::MAX);
+    // Lines as YAML counts them: CR LF, a lone CR and LF each end a line (YAML 1.2, 5.4).
+    let breaks = text.replace("\r\n", "\n").matches(['\r', '\n']).count();
+    let lines = u32::try_from(breaks + 1).unwrap_or(u32::MAX);
     match load_settings(&text, "fuzz.yml", &env) {
         Err(diags) => {
             assert!(!diags.is_empty(), "an error without a diagnostic");
@@ -51,13 +54,29 @@ fuzz_target!(|data: &[u8]| {
                 .domain
                 .engine_params()
                 .expect("validated settings must convert to engine parameters");
-            assert!(oee.micro_stop_ms >= 0, "micro_stop_ms {}", oee.micro_stop_ms);
-            assert!(oee.allowed_lateness_ms >= 0, "allowed_lateness_ms {}", oee.allowed_lateness_ms);
+            assert!(
+                oee.micro_stop_ms >= 0,
+                "micro_stop_ms {}",
+                oee.micro_stop_ms
+            );
+            assert!(
+                oee.allowed_lateness_ms >= 0,
+                "allowed_lateness_ms {}",
+                oee.allowed_lateness_ms
+            );
             if let Some(r) = &oee.rolling {
                 assert!(r.len_ms > 0 && r.every_ms > 0, "rolling window {r:?}");
             }
-            assert!(faults.dedup_window_ms >= 0, "dedup_window_ms {}", faults.dedup_window_ms);
-            assert!(faults.chatter_window_ms >= 0, "chatter_window_ms {}", faults.chatter_window_ms);
+            assert!(
+                faults.dedup_window_ms >= 0,
+                "dedup_window_ms {}",
+                faults.dedup_window_ms
+            );
+            assert!(
+                faults.chatter_window_ms >= 0,
+                "chatter_window_ms {}",
+                faults.chatter_window_ms
+            );
             let _engine = OeeEngine::new(oee, faults);
             let _normalizer = Normalizer::new(std::sync::Arc::new(settings.domain.rules.clone()));
         }

@@ -45,7 +45,10 @@ fn name(u: &mut Unstructured<'_>) -> Result<String> {
     })
 }
 
-fn opt<T>(u: &mut Unstructured<'_>, f: impl FnOnce(&mut Unstructured<'_>) -> Result<T>) -> Result<Option<T>> {
+fn opt<T>(
+    u: &mut Unstructured<'_>,
+    f: impl FnOnce(&mut Unstructured<'_>) -> Result<T>,
+) -> Result<Option<T>> {
     Ok(if u.arbitrary()? { Some(f(u)?) } else { None })
 }
 
@@ -74,7 +77,8 @@ fn mapping(u: &mut Unstructured<'_>) -> Result<TagMapping> {
         }
         tag.push_str(&name(u)?);
     }
-    let template = |u: &mut Unstructured<'_>| -> Result<String> { Ok(u.choose(&TEMPLATES)?.to_string()) };
+    let template =
+        |u: &mut Unstructured<'_>| -> Result<String> { Ok(u.choose(&TEMPLATES)?.to_string()) };
     Ok(TagMapping {
         source_tag: opt(u, |_| Ok(tag))?,
         signal_type: opt(u, |u| Ok(u.choose(&SIGNALS)?.to_string()))?,
@@ -106,9 +110,14 @@ fn processing(u: &mut Unstructured<'_>) -> Result<ProcessingConfig> {
         p.tag_mappings.push(mapping(u)?);
     }
     if u.arbitrary()? {
-        p.ideal_cycle_times.insert(u.choose(&TEMPLATES)?.to_string(), number(u)?);
+        p.ideal_cycle_times
+            .insert(u.choose(&TEMPLATES)?.to_string(), number(u)?);
     }
-    p.unmapped.policy = if u.arbitrary()? { UnmappedPolicy::Drop } else { UnmappedPolicy::Telemetry };
+    p.unmapped.policy = if u.arbitrary()? {
+        UnmappedPolicy::Drop
+    } else {
+        UnmappedPolicy::Telemetry
+    };
     p.unmapped.max_listed_per_node = usize::from(u.int_in_range(0..=3u8)?);
     p.max_tracked_sources = usize::from(u.int_in_range(0..=8u8)?);
     for _ in 0..u.int_in_range(0..=3u8)? {
@@ -117,7 +126,11 @@ fn processing(u: &mut Unstructured<'_>) -> Result<ProcessingConfig> {
             from: opt(u, |u| Ok(i64::from(u.int_in_range(-2..=5i8)?)))?,
             to: opt(u, |u| Ok(i64::from(u.int_in_range(-2..=5i8)?)))?,
             category: opt(u, |u| {
-                Ok(*u.choose(&[StateCategory::Running, StateCategory::Setup, StateCategory::PlannedStop])?)
+                Ok(*u.choose(&[
+                    StateCategory::Running,
+                    StateCategory::Setup,
+                    StateCategory::PlannedStop,
+                ])?)
             })?,
             reason: None,
         });
@@ -175,10 +188,20 @@ fn run(data: &[u8]) -> Result<()> {
         let out = n.normalize(sample);
         if let Outcome::Signal(sig) | Outcome::Unmapped(Some(sig)) = &out {
             let src = &sig.tag.source;
-            assert_eq!((&*src.group, &*src.edge_node, &*src.metric), (&*group, &*edge, &*metric));
-            assert_eq!(src.device.as_deref(), device.as_deref());
+            assert_eq!(
+                (&*src.group, &*src.edge_node, &*src.metric),
+                (&*group, &*edge, &*metric)
+            );
+            // An empty device name is the node itself (Sparkplug device ids are never empty).
+            assert_eq!(
+                src.device.as_deref(),
+                device.as_deref().filter(|d| !d.is_empty())
+            );
             if sig.tag.signal_type.is_counter() {
-                assert!(matches!(sig.value, Value::Int(_) | Value::UInt(_) | Value::Null), "{sig:?}");
+                assert!(
+                    matches!(sig.value, Value::Int(_) | Value::UInt(_) | Value::Null),
+                    "{sig:?}"
+                );
             }
             if sig.tag.rule.is_some() && sig.tag.signal_type.is_analog() && !was_text {
                 assert!(!matches!(sig.value, Value::Text(_)), "{sig:?}");
