@@ -364,6 +364,7 @@ fn unmapped_metrics_are_counted_per_node_and_passed_or_dropped() {
         unmapped: UnmappedConfig {
             policy: UnmappedPolicy::Drop,
             max_listed_per_node: 1,
+            ..Default::default()
         },
         ..Default::default()
     });
@@ -378,6 +379,64 @@ fn unmapped_metrics_are_counted_per_node_and_passed_or_dropped() {
     assert_eq!(d.unmapped()[0].metrics.len(), 1);
     assert_eq!(d.unmapped()[0].not_listed, 1);
     assert_eq!(d.stats().unmapped, 2);
+}
+
+/// Regression (fuzz/artifacts-found/normalizer/empty_device_then_node_metric): an empty device
+/// name and no device shared one identity, so the source of a signal depended on which sample
+/// came first; an empty device name is the node itself, whichever comes first.
+#[test]
+fn an_empty_device_name_is_the_node_itself_in_either_order() {
+    let rules = vec![rule("/Devices/Line1/*/Speed", "temperature")];
+    for empty_first in [true, false] {
+        let mut n = normalizer(ProcessingConfig {
+            tag_mappings: rules.clone(),
+            ..Default::default()
+        });
+        let order = if empty_first {
+            [Some(""), None]
+        } else {
+            [None, Some("")]
+        };
+        let seen: Vec<(bool, Option<String>)> = order
+            .into_iter()
+            .map(
+                |device| match n.normalize(sample(device, "Speed", Value::Float(1.0), 0, 192)) {
+                    Outcome::Signal(s) => (true, s.tag.source.device.clone()),
+                    Outcome::Unmapped(Some(s)) => (false, s.tag.source.device.clone()),
+                    o => panic!("{o:?}"),
+                },
+            )
+            .collect();
+        // A device pattern does not match the node's own metric, whichever came first.
+        assert_eq!(
+            seen,
+            vec![(false, None), (false, None)],
+            "empty first: {empty_first}"
+        );
+    }
+}
+
+#[test]
+fn the_unmapped_list_holds_at_most_max_nodes_nodes() {
+    let mut n = normalizer(ProcessingConfig {
+        unmapped: UnmappedConfig {
+            max_nodes: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    for node in 0..5 {
+        let edge = format!("E{node}");
+        let s = SourceSample {
+            edge_node: &edge,
+            ..sample(None, "M", Value::Int(1), 0, 192)
+        };
+        assert!(matches!(n.normalize(s), Outcome::Unmapped(Some(_))));
+    }
+    let listed: Vec<&str> = n.unmapped().iter().map(|u| u.edge_node.as_str()).collect();
+    assert_eq!(listed, ["E0", "E1"]);
+    assert_eq!(n.stats().unmapped, 5, "every sample is still counted");
+    assert_eq!(n.stats().unmapped_unlisted, 3);
 }
 
 #[test]

@@ -54,6 +54,8 @@ use crate::sink::{EventKind, EventRow, FaultRow, OeeWindowRow, Record};
 const VIEW_EVERY: Duration = Duration::from_millis(250);
 /// How often the watermark follows the wall clock (in view ticks).
 const CLOCK_EVERY_TICKS: u64 = 4;
+/// The live node list's size when the pipeline does not set it (`sparkplug.max_nodes`).
+const DEFAULT_MAX_NODES: usize = 10_000;
 /// The timeline of the live view covers this much event time.
 const TIMELINE_MS: Ms = 3_600_000;
 
@@ -477,6 +479,9 @@ fn kpi_view(w: &WindowResult) -> KpiView {
 /// A line's machines and the sum of their current windows (start, end, sums).
 type LineAcc = (Vec<String>, Option<(Ms, Ms, Sums)>);
 
+/// (group, edge node)
+type NodeKey = (Arc<str>, Arc<str>);
+
 /// What the task remembers of a machine for the live view.
 #[derive(Debug, Default)]
 struct MachineLive {
@@ -494,7 +499,9 @@ pub struct OeeTask {
     view: watch::Sender<Arc<LiveView>>,
     machines: BTreeMap<MachineId, MachineLive>,
     line_rolling: BTreeMap<LineId, WindowResult>,
-    nodes: BTreeMap<(Arc<str>, Arc<str>), NodeView>,
+    nodes: BTreeMap<NodeKey, NodeView>,
+    /// Most nodes the live node list holds (`sparkplug.max_nodes`).
+    max_nodes: usize,
     out: Vec<Output>,
     max_ts: Ms,
     dirty: bool,
@@ -523,6 +530,7 @@ impl OeeTask {
             machines: BTreeMap::new(),
             line_rolling: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            max_nodes: DEFAULT_MAX_NODES,
             out: Vec::new(),
             max_ts: Ms::MIN,
             dirty: true,
@@ -561,6 +569,12 @@ impl OeeTask {
         if now > before {
             self.follow_clock(now as Ms);
         }
+    }
+
+    /// Caps the live node list at `max` nodes (see [`OeeTask::node`]).
+    pub fn with_max_nodes(mut self, max: usize) -> OeeTask {
+        self.max_nodes = max.max(1);
+        self
     }
 
     /// Runs until every input sender is gone, then flushes (see the module docs).
@@ -678,6 +692,10 @@ impl OeeTask {
         self.engine.push(input, &mut self.out);
     }
 
+    /// Applies a lifecycle change to the live node list. The list holds at most `max_nodes`
+    /// nodes: a new node beyond it first makes room by dropping the tenth of the offline nodes
+    /// that died longest ago; with no offline node to drop it is not listed (counted in
+    /// `PipelineStats::live_nodes_unlisted`).
     fn node(&mut self, ev: NodeEvent) {
         match ev {
             NodeEvent::Online {
@@ -686,31 +704,33 @@ impl OeeTask {
                 bd_seq,
                 at_ms,
             } => {
-                let n = self.node_entry(&group, &edge_node);
-                n.online = true;
-                n.bd_seq = bd_seq;
-                n.last_birth_ms = Some(at_ms);
-                n.devices_online.clear();
+                if let Some(n) = self.node_entry(&group, &edge_node) {
+                    n.online = true;
+                    n.bd_seq = bd_seq;
+                    n.last_birth_ms = Some(at_ms);
+                    n.devices_online.clear();
+                }
             }
             NodeEvent::Offline {
                 group,
                 edge_node,
                 at_ms,
             } => {
-                let n = self.node_entry(&group, &edge_node);
-                n.online = false;
-                n.last_death_ms = Some(at_ms);
-                n.devices_online.clear();
+                if let Some(n) = self.node_entry(&group, &edge_node) {
+                    n.online = false;
+                    n.last_death_ms = Some(at_ms);
+                    n.devices_online.clear();
+                }
             }
             NodeEvent::DeviceOnline {
                 group,
                 edge_node,
                 device,
             } => {
-                let n = self.node_entry(&group, &edge_node);
-                if let Err(i) = n
-                    .devices_online
-                    .binary_search_by(|d| d.as_str().cmp(&device))
+                if let Some(n) = self.node_entry(&group, &edge_node)
+                    && let Err(i) = n
+                        .devices_online
+                        .binary_search_by(|d| d.as_str().cmp(&device))
                 {
                     n.devices_online.insert(i, device.to_string());
                 }
@@ -720,24 +740,52 @@ impl OeeTask {
                 edge_node,
                 device,
             } => {
-                let n = self.node_entry(&group, &edge_node);
-                n.devices_online.retain(|d| **d != *device);
+                if let Some(n) = self.node_entry(&group, &edge_node) {
+                    n.devices_online.retain(|d| **d != *device);
+                }
             }
         }
     }
 
-    fn node_entry(&mut self, group: &Arc<str>, edge_node: &Arc<str>) -> &mut NodeView {
-        self.nodes
-            .entry((group.clone(), edge_node.clone()))
-            .or_insert_with(|| NodeView {
-                group: group.to_string(),
-                edge_node: edge_node.to_string(),
-                online: false,
-                bd_seq: None,
-                last_birth_ms: None,
-                last_death_ms: None,
-                devices_online: Vec::new(),
-            })
+    fn node_entry(&mut self, group: &Arc<str>, edge_node: &Arc<str>) -> Option<&mut NodeView> {
+        let key = (group.clone(), edge_node.clone());
+        if !self.nodes.contains_key(&key) && self.nodes.len() >= self.max_nodes {
+            self.drop_offline_nodes();
+            if self.nodes.len() >= self.max_nodes {
+                self.stats
+                    .live_nodes_unlisted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
+        }
+        Some(self.nodes.entry(key).or_insert_with(|| NodeView {
+            group: group.to_string(),
+            edge_node: edge_node.to_string(),
+            online: false,
+            bd_seq: None,
+            last_birth_ms: None,
+            last_death_ms: None,
+            devices_online: Vec::new(),
+        }))
+    }
+
+    /// Drops the tenth (at least one) of the offline nodes that died longest ago, so that a
+    /// flood of new nodes costs one scan per tenth of the list, not one per node.
+    fn drop_offline_nodes(&mut self) {
+        let mut offline: Vec<(Option<i64>, NodeKey)> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.online)
+            .map(|(k, n)| (n.last_death_ms, k.clone()))
+            .collect();
+        let drop = offline.len().min((self.max_nodes / 10).max(1));
+        if drop == 0 {
+            return;
+        }
+        offline.select_nth_unstable_by_key(drop - 1, |(t, _)| *t);
+        for (_, key) in offline.into_iter().take(drop) {
+            self.nodes.remove(&key);
+        }
     }
 
     /// Moves the watermark to `now − allowed_lateness`.

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod discover;
 pub mod http;
 pub mod live;
+pub mod log_limit;
 pub mod metrics;
 pub mod pipeline;
 pub mod recording;

@@ -80,6 +80,11 @@ struct EventLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MachineLabel {
     machine_id: String,
 }
@@ -203,6 +208,49 @@ impl Collector for PipelineCollector {
         for (event, v) in host.iter() {
             ConstCounter::new(v).encode(family.encode_family(&EventLabel { event })?)?;
         }
+
+        let mut norm = oee_core::normalize::NormalizerStats::default();
+        for sh in &s.shards {
+            if let Ok(n) = sh.normalizer.lock() {
+                norm.samples += n.samples;
+                norm.emitted += n.emitted;
+                norm.suppressed += n.suppressed;
+                norm.bad_quality += n.bad_quality;
+                norm.rejected += n.rejected;
+                norm.unmapped += n.unmapped;
+                norm.untracked += n.untracked;
+                norm.unmapped_unlisted += n.unmapped_unlisted;
+            }
+        }
+        let mut family = enc.encode_descriptor(
+            "oee_stream_normalizer_samples",
+            "Samples through the tag normalizer, by outcome: emitted, suppressed (deadband), bad_quality, rejected (value does not fit the rule), unmapped; untracked counts samples beyond processing.max_tracked_sources, unmapped_unlisted unmapped metrics of nodes beyond processing.unmapped.max_nodes (both also counted in an outcome)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (outcome, v) in [
+            ("emitted", norm.emitted),
+            ("suppressed", norm.suppressed),
+            ("bad_quality", norm.bad_quality),
+            ("rejected", norm.rejected),
+            ("unmapped", norm.unmapped),
+            ("untracked", norm.untracked),
+            ("unmapped_unlisted", norm.unmapped_unlisted),
+        ] {
+            ConstCounter::new(v).encode(family.encode_family(&OutcomeLabel { outcome })?)?;
+        }
+        counter(
+            &mut enc,
+            "oee_stream_values_skipped",
+            "Sample values of a kind the pipeline does not store (DataSet, Template, Bytes, File, PropertySet)",
+            load(&s.values_skipped),
+        )?;
+        counter(
+            &mut enc,
+            "oee_stream_live_nodes_unlisted",
+            "Node lifecycle changes left out of the live node list (/api/nodes) because it held sparkplug.max_nodes nodes, none offline",
+            load(&s.live_nodes_unlisted),
+        )?;
 
         let nodes: u64 = s.shards.iter().map(|sh| load(&sh.nodes)).sum();
         let metrics: u64 = s.shards.iter().map(|sh| load(&sh.metrics)).sum();

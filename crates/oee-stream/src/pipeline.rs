@@ -28,14 +28,14 @@ use bytes::Bytes as Payload;
 use oee_core::normalize::{self, Normalizer, Outcome, Signal, SourceSample};
 use serde_json::json;
 use sparkplug::{
-    DataType, Host, HostConfig, HostCounters, HostEvent, MessageType, MetricSample, OfflineReason,
-    Value,
+    DataType, Host, HostCounters, HostEvent, MessageType, MetricSample, OfflineReason, Value,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::calculate::{self, NodeEvent, OeeItem, OeeStats, OeeTask};
 use crate::live::Live;
+use crate::log_limit::{self, LogLimiter};
 use crate::metrics::StageTimings;
 use crate::settings::Settings;
 use crate::sink::{EventKind, EventRow, Record, TelemetryRow};
@@ -165,6 +165,9 @@ pub struct PipelineStats {
     pub rejected_values: AtomicU64,
     /// Values of a kind the pipeline does not store (DataSet, Template, Bytes …).
     pub values_skipped: AtomicU64,
+    /// Edge nodes left out of the live node list (`/api/nodes`) because it held
+    /// `sparkplug.max_nodes` nodes, none of them offline.
+    pub live_nodes_unlisted: AtomicU64,
     /// Per shard: the host session counters, refreshed after every batch of messages.
     pub shards: Vec<ShardSnapshot>,
     /// True while the pipeline runs (false once shut down).
@@ -398,16 +401,7 @@ fn start_core(
     };
     let stats = Arc::new(PipelineStats::new(n));
     stats.running.store(true, Ordering::Relaxed);
-    let host_config = HostConfig {
-        reorder_timeout_ms: sp.reorder_timeout_ms,
-        rebirth_mode: sp.mode.rebirth_mode(),
-        rebirth_throttle_ms: sp.rebirth_cooldown_s.saturating_mul(1000),
-        global_rebirths_per_second: match sp.global_rebirths_per_second {
-            0 => 0,
-            total => total.div_ceil(n as u32).max(1),
-        },
-        ..HostConfig::default()
-    };
+    let host_config = sp.host_config(n);
     let rules = Arc::new(settings.domain.rules.clone());
     // build_domain ran the same mapping, so this cannot fail for validated settings.
     let (oee_params, fault_params) = settings.domain.engine_params().unwrap_or_else(|e| {
@@ -426,7 +420,8 @@ fn start_core(
         Arc::clone(&stats),
         view_tx,
     )
-    .with_timing(timing, n);
+    .with_timing(timing, n)
+    .with_max_nodes(sp.max_nodes as usize);
     let oee = tokio::spawn(task.run(oee_rx, ack_rx));
     let mut senders = Vec::with_capacity(n);
     let mut shards = Vec::with_capacity(n);
@@ -443,6 +438,7 @@ fn start_core(
             normalize_time: Duration::ZERO,
             oee: oee_tx.clone(),
             oee_batch: Vec::new(),
+            reject_log: LogLimiter::standard(),
             machine_ids: foldhash::HashMap::default(),
             timing,
             replay_now: 0,
@@ -484,6 +480,8 @@ struct Shard {
     /// To the OEE task.
     oee: mpsc::Sender<Vec<OeeItem>>,
     oee_batch: Vec<OeeItem>,
+    /// Rejected messages, metrics and values are logged with their topic, rate-limited.
+    reject_log: LogLimiter,
     /// The machine of a signal tag, by the tag's address (the tag is kept alive here, so the
     /// address cannot be reused by another tag).
     machine_ids: foldhash::HashMap<
@@ -694,7 +692,11 @@ impl Shard {
                     )
                 }
                 HostEvent::Rejected { topic, reason } => {
-                    tracing::debug!(shard = self.index, topic, %reason, "message or metric rejected");
+                    if let Some(left_out) = self.reject_log.admit(Instant::now()) {
+                        tracing::warn!(shard = self.index, topic, %reason, left_out,
+                            "message or metric rejected (counted in oee_stream_host_events; at most {} lines per {} s per shard, `left_out` = rejections not logged since the last line)",
+                            log_limit::LINES_PER_INTERVAL, log_limit::INTERVAL.as_secs());
+                    }
                     continue;
                 }
             };
@@ -819,7 +821,12 @@ impl Shard {
             }
             Outcome::Rejected { tag, reason } => {
                 self.stats.rejected_values.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(metric = %tag.source.metric, reason, "value rejected by its rule");
+                if let Some(left_out) = self.reject_log.admit(Instant::now()) {
+                    let src = &tag.source;
+                    tracing::warn!(group = %src.group, edge_node = %src.edge_node,
+                        device = src.device.as_deref().unwrap_or(""), metric = %src.metric,
+                        reason, left_out, "value rejected by its tag mapping rule (rate-limited)");
+                }
                 None
             }
             Outcome::BadQuality {

@@ -89,8 +89,8 @@ pub struct FileConfig {
     pub log: LogConfig,
 }
 
-/// `mqtt:`
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// `mqtt:` (its `Debug` does not show the password).
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct MqttConfig {
     /// `mqtt://host:port` (TCP) or `mqtts://host:port` (TLS).
@@ -122,6 +122,62 @@ impl Default for MqttConfig {
             reconnect: ReconnectConfig::default(),
         }
     }
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &self.url)
+            .field("host_id", &self.host_id)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("keep_alive_s", &self.keep_alive_s)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("tls", &self.tls)
+            .field("reconnect", &self.reconnect)
+            .finish()
+    }
+}
+
+/// What `Debug` shows instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// A database URL fit for logs: the password of `scheme://user:password@host/…` and a
+/// `password=` query parameter replaced by `<redacted>`.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let mut out = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') {
+                format!(":{REDACTED}")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!("{user}{hidden}@{host}"));
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}={REDACTED}"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// `mqtt.tls:` PEM files; `cert` and `key` together enable client certificates (mTLS).
@@ -172,6 +228,17 @@ pub struct SparkplugConfig {
     pub shards: u32,
     /// Messages waiting per shard before the MQTT reader waits (back-pressure).
     pub shard_queue: u32,
+    /// Edge nodes tracked at once over all shards (online, offline and nodes only known from a
+    /// rebirth request); each shard holds its share. Beyond it a node without a session makes
+    /// room, else the new node is refused (counted as `limit_nodes`).
+    pub max_nodes: u32,
+    /// Devices per edge node (`limit_devices` beyond).
+    pub max_devices_per_node: u32,
+    /// Metrics per edge node, its devices and template definitions included: a birth with
+    /// more is refused (`limit_metrics`).
+    pub max_metrics_per_node: u32,
+    /// Messages held in one node's reorder buffer while a seq gap is open.
+    pub max_buffered_per_node: u32,
 }
 
 impl Default for SparkplugConfig {
@@ -184,6 +251,10 @@ impl Default for SparkplugConfig {
             global_rebirths_per_second: 20,
             shards: 0,
             shard_queue: 4096,
+            max_nodes: 10_000,
+            max_devices_per_node: 1000,
+            max_metrics_per_node: 100_000,
+            max_buffered_per_node: 256,
         }
     }
 }
@@ -203,6 +274,28 @@ pub enum HostMode {
     Passive,
 }
 
+impl SparkplugConfig {
+    /// The host session configuration of one of `shards` shards: the global limits (rebirth
+    /// rate, `max_nodes`) divided among them, the per-node limits as they are.
+    pub fn host_config(&self, shards: usize) -> sparkplug::HostConfig {
+        let n = u32::try_from(shards.max(1)).unwrap_or(u32::MAX);
+        sparkplug::HostConfig {
+            reorder_timeout_ms: self.reorder_timeout_ms,
+            rebirth_mode: self.mode.rebirth_mode(),
+            rebirth_throttle_ms: self.rebirth_cooldown_s.saturating_mul(1000),
+            global_rebirths_per_second: match self.global_rebirths_per_second {
+                0 => 0,
+                total => total.div_ceil(n).max(1),
+            },
+            max_nodes: self.max_nodes.div_ceil(n).max(1) as usize,
+            max_devices_per_node: self.max_devices_per_node as usize,
+            max_metrics_per_node: self.max_metrics_per_node as usize,
+            max_buffered_per_node: self.max_buffered_per_node as usize,
+            ..sparkplug::HostConfig::default()
+        }
+    }
+}
+
 impl HostMode {
     /// The rebirth mode of the host session state machine.
     pub fn rebirth_mode(self) -> sparkplug::RebirthMode {
@@ -219,8 +312,8 @@ impl HostMode {
     }
 }
 
-/// `database:`
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// `database:` (its `Debug` shows the URL without its password).
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct DatabaseConfig {
     /// `postgres://…` / `postgresql://…`, `sqlite://PATH` or `jsonl://PATH` (`jsonl://-` = stdout).
@@ -241,6 +334,24 @@ pub struct DatabaseConfig {
     /// TimescaleDB only: drop telemetry/events chunks older than this (0 = keep for ever).
     pub retention_days: u32,
     pub spool: SpoolConfig,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("batch_size", &self.batch_size)
+            .field("batch_max_latency_ms", &self.batch_max_latency_ms)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("write_method", &self.write_method)
+            .field("retry_initial_ms", &self.retry_initial_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
+            .field("compress_after_days", &self.compress_after_days)
+            .field("retention_days", &self.retention_days)
+            .field("spool", &self.spool)
+            .finish()
+    }
 }
 
 /// `database.write_method`
@@ -321,7 +432,7 @@ impl fmt::Debug for AcknowledgeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcknowledgeConfig")
             .field("enabled", &self.enabled)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token.as_ref().map(|_| REDACTED))
             .finish()
     }
 }
@@ -373,13 +484,25 @@ pub struct BrokerAddress {
     pub port: u16,
 }
 
-/// Which sink `database.url` selects.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Which sink `database.url` selects (its `Debug` hides a PostgreSQL password).
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseTarget {
     Postgres(String),
     Sqlite(PathBuf),
     /// `None` = stdout.
     JsonLines(Option<PathBuf>),
+}
+
+impl fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseTarget::Postgres(url) => {
+                f.debug_tuple("Postgres").field(&redacted_url(url)).finish()
+            }
+            DatabaseTarget::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            DatabaseTarget::JsonLines(p) => f.debug_tuple("JsonLines").field(p).finish(),
+        }
+    }
 }
 
 /// A loaded and validated configuration: what `run` is built from.
@@ -620,9 +743,19 @@ pub fn apply_env_overrides(
 }
 
 fn check_mqtt(m: &MqttConfig, errors: &mut Vec<PathError>) -> Option<BrokerAddress> {
-    let broker = parse_broker_url(&m.url)
-        .map_err(|e| errors.push(PathError::new("mqtt.url", e)))
-        .ok();
+    // Credentials in the URL would end up in logs and messages (the URL is echoed); the error
+    // does not repeat the URL.
+    let broker = if m.url.contains('@') {
+        errors.push(PathError::new(
+            "mqtt.url",
+            "must not contain credentials (`user:password@`): set mqtt.username and mqtt.password (or OEE_MQTT__PASSWORD)",
+        ));
+        None
+    } else {
+        parse_broker_url(&m.url)
+            .map_err(|e| errors.push(PathError::new("mqtt.url", e)))
+            .ok()
+    };
     if m.host_id.is_empty() {
         errors.push(PathError::new(
             "mqtt.host_id",
@@ -809,6 +942,19 @@ fn check_sparkplug(s: &SparkplugConfig, errors: &mut Vec<PathError>) {
             "at most 1024 (0 = one per CPU core)",
         ));
     }
+    for (key, v) in [
+        ("max_nodes", s.max_nodes),
+        ("max_devices_per_node", s.max_devices_per_node),
+        ("max_metrics_per_node", s.max_metrics_per_node),
+        ("max_buffered_per_node", s.max_buffered_per_node),
+    ] {
+        if v == 0 {
+            errors.push(PathError::new(
+                join_key("sparkplug", key),
+                "must be at least 1",
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -847,6 +993,87 @@ mod tests {
         assert_eq!(errs[0].path, "sparkplug.mode");
         let errs = load_settings("sparkplug:\n  shard_queue: 0\n", "t.yml", &env).unwrap_err();
         assert_eq!(errs[0].path, "sparkplug.shard_queue");
+    }
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let env = BTreeMap::new();
+        let text = "mqtt:\n  username: u\n  password: mqtt-Secret-1\n\
+                    database:\n  url: postgres://oee:db-Secret-2@db:5432/oee?sslmode=require&password=db-Secret-3\n\
+                    http:\n  acknowledge:\n    enabled: true\n    token: ack-Secret-4-0123456789\n";
+        let s = load_settings(text, "t.yml", &env).unwrap();
+        let debug = format!("{s:?}");
+        for secret in [
+            "mqtt-Secret-1",
+            "db-Secret-2",
+            "db-Secret-3",
+            "ack-Secret-4",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(
+            debug.contains(
+                "postgres://oee:<redacted>@db:5432/oee?sslmode=require&password=<redacted>"
+            )
+        );
+        assert!(debug.contains("password: Some(\"<redacted>\")"), "{debug}");
+    }
+
+    #[test]
+    fn redacted_urls_keep_everything_but_the_password() {
+        assert_eq!(
+            redacted_url("postgres://u:p@h/db"),
+            "postgres://u:<redacted>@h/db"
+        );
+        assert_eq!(redacted_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redacted_url("postgres://h/db?password=x"),
+            "postgres://h/db?password=<redacted>"
+        );
+        assert_eq!(
+            redacted_url("postgres://u:p/w@rd@h"),
+            "postgres://u:<redacted>@h"
+        );
+        assert_eq!(redacted_url("sqlite://oee.db"), "sqlite://oee.db");
+    }
+
+    #[test]
+    fn credentials_in_the_mqtt_url_are_refused_without_echoing_them() {
+        let env = BTreeMap::new();
+        let errs = load_settings(
+            "mqtt:\n  url: mqtt://u:Secret-5@broker:1883\n",
+            "t.yml",
+            &env,
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "mqtt.url");
+        assert_eq!(errs[0].line_column(), Some((2, 8)));
+        assert!(!errs[0].to_string().contains("Secret-5"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn host_limits_are_shared_among_the_shards() {
+        let env = BTreeMap::new();
+        let s = load_settings(
+            "sparkplug:\n  max_nodes: 1001\n  max_devices_per_node: 7\n  max_metrics_per_node: 50\n  max_buffered_per_node: 3\n  global_rebirths_per_second: 5\n",
+            "t.yml",
+            &env,
+        )
+        .unwrap();
+        let h = s.file.sparkplug.host_config(4);
+        assert_eq!(h.max_nodes, 251);
+        assert_eq!(
+            (
+                h.max_devices_per_node,
+                h.max_metrics_per_node,
+                h.max_buffered_per_node
+            ),
+            (7, 50, 3)
+        );
+        assert_eq!(h.global_rebirths_per_second, 2);
+        let errs = load_settings("sparkplug:\n  max_nodes: 0\n", "t.yml", &env).unwrap_err();
+        assert_eq!(errs[0].path, "sparkplug.max_nodes");
     }
 
     #[test]

@@ -53,3 +53,23 @@ fn systemd_unit_checks_then_runs() {
     assert_eq!(line("KillSignal="), "KillSignal=SIGTERM");
     assert_eq!(line("User="), "User=oee-stream");
 }
+
+/// docs/operations.md shows the role SQL of `deploy/postgres/` statement for statement (the
+/// files themselves are run by the PostgreSQL sink test of the runtime role).
+#[test]
+fn the_documented_database_roles_are_the_shipped_sql() {
+    let doc = repo_file("docs/operations.md");
+    for file in ["deploy/postgres/roles.sql", "deploy/postgres/grants.sql"] {
+        let statements: Vec<String> = repo_file(file)
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        assert!(!statements.is_empty(), "{file} has statements");
+        assert!(
+            doc.contains(&statements.join("\n")),
+            "docs/operations.md does not show the statements of {file}:\n{}",
+            statements.join("\n")
+        );
+    }
+}

@@ -311,3 +311,72 @@ async fn an_outage_in_the_middle_of_a_stream_loses_and_doubles_nothing() {
         "checksum of the times"
     );
 }
+
+/// The two roles of docs/operations.md on a private cluster (roles are cluster-wide): the
+/// migration role creates the schema, then the runtime role — granted exactly
+/// `deploy/postgres/grants.sql` — starts the sink (no DDL once the schema is current), writes
+/// every table twice over (upserts and ledger included), and cannot change the schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_role_writes_every_table_but_cannot_change_the_schema() {
+    let cluster = Cluster::start();
+    let admin = common::pg_connect(&cluster.url()).await;
+    admin
+        .batch_execute(include_str!("../../../deploy/postgres/roles.sql"))
+        .await
+        .unwrap();
+    let as_role = |role: &str| cluster.url().replace("postgres@", &format!("{role}@"));
+    let tags = testdata::tags(10);
+    let write_all = |url: String, from: u64| {
+        let tags = tags.clone();
+        async move {
+            let spool = tempfile::tempdir().unwrap();
+            let h = start(&settings(&url, spool.path(), "copy")).await.unwrap();
+            for i in from..from + 400 {
+                h.sender.send(testdata::mixed(&tags, i)).await.unwrap();
+            }
+            // Revisions of windows written before: the runtime role must be able to upsert.
+            for i in 0..50 {
+                h.sender
+                    .send(Record::OeeWindow(testdata::window(i, 1 + from as i32)))
+                    .await
+                    .unwrap();
+            }
+            let stats = h.stats.clone();
+            h.shutdown().await.unwrap();
+            let s = stats.snapshot();
+            assert_eq!(
+                s.spool_batches, 0,
+                "{url}: every batch reached the database: {s:?}"
+            );
+            assert_eq!(s.database_errors, 0, "{url}: {s:?}");
+        }
+    };
+    write_all(as_role("oee_migrate"), 0).await;
+    let owner = common::pg_connect(&as_role("oee_migrate")).await;
+    owner
+        .batch_execute(include_str!("../../../deploy/postgres/grants.sql"))
+        .await
+        .unwrap();
+    write_all(as_role("oee_runtime"), 400).await;
+    let tel_before = count(&admin, "SELECT count(*) FROM telemetry").await;
+    assert!(tel_before > 0);
+    let runtime = common::pg_connect(&as_role("oee_runtime")).await;
+    for ddl in [
+        "CREATE TABLE intruder (x int)",
+        "DROP TABLE telemetry",
+        "TRUNCATE telemetry",
+        "ALTER TABLE events ADD COLUMN x int",
+        "DELETE FROM telemetry",
+        "UPDATE telemetry SET quality = 0",
+    ] {
+        let e = runtime.batch_execute(ddl).await.unwrap_err();
+        assert!(
+            e.as_db_error().is_some_and(|d| d.code().code() == "42501"),
+            "{ddl}: {e:?} (expected insufficient_privilege)"
+        );
+    }
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM telemetry").await,
+        tel_before
+    );
+}

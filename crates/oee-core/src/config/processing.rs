@@ -68,6 +68,9 @@ pub struct UnmappedConfig {
     pub policy: UnmappedPolicy,
     /// How many distinct unmapped metric names are listed per edge node (all are counted).
     pub max_listed_per_node: usize,
+    /// How many edge nodes the unmapped list holds; metrics of further nodes are counted
+    /// (`NormalizerStats::unmapped_unlisted`) but not listed.
+    pub max_nodes: usize,
 }
 
 impl Default for UnmappedConfig {
@@ -75,6 +78,7 @@ impl Default for UnmappedConfig {
         UnmappedConfig {
             policy: UnmappedPolicy::Telemetry,
             max_listed_per_node: 1000,
+            max_nodes: 10_000,
         }
     }
 }

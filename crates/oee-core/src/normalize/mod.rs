@@ -70,7 +70,7 @@ impl Value {
 pub struct SourceSample<'a> {
     pub group: &'a str,
     pub edge_node: &'a str,
-    /// `None` for node-level metrics.
+    /// `None` for node-level metrics (an empty device name counts as `None`).
     pub device: Option<&'a str>,
     pub metric: &'a str,
     pub value: Value,
@@ -195,6 +195,10 @@ pub struct NormalizerStats {
     pub unmapped: u64,
     /// Samples of identities beyond `max_tracked_sources` (normalized without cache/deadband).
     pub untracked: u64,
+    /// Unmapped identities not listed because the node list was full
+    /// (`processing.unmapped.max_nodes`), once per identity (per sample for an identity beyond
+    /// `max_tracked_sources`, which is not remembered); their samples still count in `unmapped`.
+    pub unmapped_unlisted: u64,
 }
 
 /// Unmapped metrics of one edge node.
@@ -343,6 +347,13 @@ impl Normalizer {
     /// The slot index of an identity, created on first sight; a one-off slot when the table is
     /// full.
     fn slot_of(&mut self, id: &SourceId<'_>) -> Result<u32, Slot> {
+        // Sparkplug device ids are never empty: an empty one is the node itself. Without this,
+        // `Some("")` and `None` share an identity key but could resolve to different rules and
+        // report different sources, depending on which came first (found by fuzzing).
+        let id = &SourceId {
+            device: id.device.filter(|d| !d.is_empty()),
+            ..*id
+        };
         identity_key(&mut self.key, id);
         if let Some(&i) = self.cache.get(self.key.as_str()) {
             return Ok(i);
@@ -387,39 +398,7 @@ impl Normalizer {
                 unmapped: None,
             },
             None => {
-                let node_key = (id.group.to_string(), id.edge_node.to_string());
-                let node = match self.unmapped_index.get(&node_key) {
-                    Some(&n) => n,
-                    None => {
-                        self.unmapped_nodes.push(UnmappedNode {
-                            group: node_key.0.clone(),
-                            edge_node: node_key.1.clone(),
-                            ..Default::default()
-                        });
-                        let n = u32::try_from(self.unmapped_nodes.len() - 1).unwrap_or(u32::MAX);
-                        self.unmapped_index.insert(node_key, n);
-                        n
-                    }
-                };
-                let full = self.cache.len() >= self.rules.config.max_tracked_sources;
-                let max_listed = self.rules.config.unmapped.max_listed_per_node;
-                let entry = &mut self.unmapped_nodes[node as usize];
-                let name = format!("{}/{}", id.device.unwrap_or(""), id.metric);
-                // Only an untracked identity (table full) can be seen here twice.
-                let listed = if full {
-                    entry.metrics.iter().position(|m| m.0 == name)
-                } else {
-                    None
-                };
-                let metric = if let Some(i) = listed {
-                    u32::try_from(i).unwrap_or(u32::MAX)
-                } else if entry.metrics.len() < max_listed {
-                    entry.metrics.push((name, 0));
-                    u32::try_from(entry.metrics.len() - 1).unwrap_or(u32::MAX)
-                } else {
-                    entry.not_listed += 1;
-                    u32::MAX
-                };
+                let unmapped = self.list_unmapped(id);
                 Slot {
                     tag: Arc::new(SignalTag {
                         asset: Asset::default(),
@@ -435,10 +414,53 @@ impl Normalizer {
                     min_quality: i32::MIN,
                     db: DeadbandState::default(),
                     bad: false,
-                    unmapped: Some((node, metric)),
+                    unmapped,
                 }
             }
         }
+    }
+
+    /// Lists a new unmapped identity under its node: (node index, metric index or `u32::MAX`
+    /// when the node's list is full), or `None` when the node list itself is full.
+    fn list_unmapped(&mut self, id: &SourceId<'_>) -> Option<(u32, u32)> {
+        let node_key = (id.group.to_string(), id.edge_node.to_string());
+        let node = match self.unmapped_index.get(&node_key) {
+            Some(&n) => n,
+            None if self.unmapped_nodes.len() >= self.rules.config.unmapped.max_nodes => {
+                self.stats.unmapped_unlisted += 1;
+                return None;
+            }
+            None => {
+                self.unmapped_nodes.push(UnmappedNode {
+                    group: node_key.0.clone(),
+                    edge_node: node_key.1.clone(),
+                    ..Default::default()
+                });
+                let n = u32::try_from(self.unmapped_nodes.len() - 1).unwrap_or(u32::MAX);
+                self.unmapped_index.insert(node_key, n);
+                n
+            }
+        };
+        let full = self.cache.len() >= self.rules.config.max_tracked_sources;
+        let max_listed = self.rules.config.unmapped.max_listed_per_node;
+        let entry = &mut self.unmapped_nodes[node as usize];
+        let name = format!("{}/{}", id.device.unwrap_or(""), id.metric);
+        // Only an untracked identity (table full) can be seen here twice.
+        let listed = if full {
+            entry.metrics.iter().position(|m| m.0 == name)
+        } else {
+            None
+        };
+        let metric = if let Some(i) = listed {
+            u32::try_from(i).unwrap_or(u32::MAX)
+        } else if entry.metrics.len() < max_listed {
+            entry.metrics.push((name, 0));
+            u32::try_from(entry.metrics.len() - 1).unwrap_or(u32::MAX)
+        } else {
+            entry.not_listed += 1;
+            u32::MAX
+        };
+        Some((node, metric))
     }
 }
 

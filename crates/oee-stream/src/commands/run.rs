@@ -87,6 +87,9 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(&pipeline::PipelineHandle, &sink::SinkHandle),
 ) -> anyhow::Result<()> {
+    // Secrets are redacted by these sections' `Debug` (docs/reliability.md, Security).
+    tracing::debug!(mqtt = ?settings.file.mqtt, sparkplug = ?settings.file.sparkplug,
+        database = ?settings.file.database, http = ?settings.file.http, "effective configuration");
     let sink = sink::start(&settings)
         .await
         .context("starting the database sink")?;

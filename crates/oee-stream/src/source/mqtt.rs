@@ -32,7 +32,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::{
     AsyncClient, Broker, ConnectionError, Event, Incoming, LastWill, MqttOptions, Outgoing,
@@ -43,6 +43,7 @@ use sparkplug::{HostState, MessageType, RebirthRequest, StateVersion, Topic};
 use thiserror::Error;
 use tokio::sync::watch;
 
+use crate::log_limit::LogLimiter;
 use crate::pipeline::{PipelineStats, Router, now_ms};
 use crate::settings::{BrokerAddress, HostMode, ReconnectConfig, Settings};
 
@@ -295,6 +296,7 @@ pub(crate) async fn run(
 ) {
     let state_topic = cfg.state_topic();
     let mut failures: u32 = 0;
+    let mut topic_log = LogLimiter::standard();
     'connect: loop {
         if *shutdown.borrow() {
             break;
@@ -366,6 +368,10 @@ pub(crate) async fn run(
                     let received_at = now_ms();
                     let Ok(topic) = std::str::from_utf8(&p.topic) else {
                         stats.count_invalid_topic();
+                        if let Some(left_out) = topic_log.admit(Instant::now()) {
+                            tracing::warn!(topic = %String::from_utf8_lossy(&p.topic), left_out,
+                                "topic is not UTF-8 (rate-limited)");
+                        }
                         continue;
                     };
                     if topic == state_topic {
@@ -393,7 +399,10 @@ pub(crate) async fn run(
                         }
                         Err(e) => {
                             stats.count_invalid_topic();
-                            tracing::debug!(topic, error = %e, "not a Sparkplug B topic");
+                            if let Some(left_out) = topic_log.admit(Instant::now()) {
+                                tracing::warn!(topic, error = %e, left_out,
+                                    "not a Sparkplug B topic (counted in oee_stream_invalid_topics; rate-limited)");
+                            }
                         }
                     }
                 }

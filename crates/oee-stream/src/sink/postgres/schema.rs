@@ -54,15 +54,24 @@ async fn migrate_locked(
     compress_after_days: u32,
     retention_days: u32,
 ) -> Result<MigrationReport, tokio_postgres::Error> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    integer     PRIMARY KEY,
-                 name       text        NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             )",
-        )
-        .await?;
+    // No DDL at all once the schema is current: a runtime role without CREATE rights (see
+    // docs/operations.md, "A least-privilege database role") may start the service. Even
+    // `CREATE TABLE IF NOT EXISTS` needs CREATE on the schema.
+    let ledger_exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !ledger_exists {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version    integer     PRIMARY KEY,
+                     name       text        NOT NULL,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 )",
+            )
+            .await?;
+    }
     let done: Vec<i32> = client
         .query("SELECT version FROM schema_migrations", &[])
         .await?
