@@ -465,7 +465,7 @@ impl Collector for SinkCollector {
         gauge(
             &mut enc,
             "oee_stream_spool_full_now",
-            "1 while the spool is full (ingestion is held back)",
+            "1 during a spool-full episode: from reaching spool.max_bytes until below 75 % again",
             as_i64(s.spool_full_now),
         )?;
         counter(

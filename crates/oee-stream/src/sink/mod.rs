@@ -53,6 +53,23 @@ pub enum SinkError {
     Spool(#[from] spool::SpoolError),
     #[error("sink task failed: {0}")]
     Task(String),
+    #[error("spool {dir}: a batch cannot be decoded: {message}")]
+    Undecodable { dir: String, message: String },
+}
+
+/// The batches waiting in the spool directory `dir`, oldest first, decoded: what the next
+/// start replays. Reads only (see [`spool::read_frames`]); for inspecting the spool of a
+/// stopped or killed process.
+pub fn spooled_batches(dir: &std::path::Path) -> Result<Vec<Batch>, SinkError> {
+    spool::read_frames(dir)?
+        .iter()
+        .map(|f| {
+            codec::decode(f).map_err(|e| SinkError::Undecodable {
+                dir: dir.display().to_string(),
+                message: e.0,
+            })
+        })
+        .collect()
 }
 
 /// The running sink.
@@ -184,6 +201,7 @@ pub fn start_with_backend(
         spool_changed: Notify::new(),
         spool_room: Notify::new(),
         overflow: std::sync::atomic::AtomicBool::new(false),
+        full_episode: std::sync::atomic::AtomicBool::new(false),
         stats: stats.clone(),
         deadline: std::sync::Mutex::new(None),
         shutdown: Notify::new(),

@@ -5,8 +5,11 @@
 //! Order: a batch goes to the in-memory channel only while the spool is empty; once something
 //! is spooled every later batch is spooled too, until the writer has replayed the spool. The
 //! writer takes the channel first (its batches are older than anything spooled), then the spool.
-//! So batches reach the database in the order they were formed.
+//! So batches reach the database in the order they were formed. When a write from memory fails,
+//! that batch and the channel's go to the front of the spool before the retry, so an outage
+//! never holds batches in memory only.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,6 +27,8 @@ use crate::sink::record::Record;
 pub const HANDOFF_BATCHES: usize = 2;
 /// A write that takes longer than this is abandoned and retried on a new connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A spool-full episode ends when the spool is below this share of `max_bytes` (per cent).
+pub const FULL_CLEARS_AT: u64 = 75;
 
 /// What a writer reports.
 pub enum WriteOutcome {
@@ -65,6 +70,10 @@ pub struct Shared {
     pub spool_room: Notify,
     /// Shutdown: the spool limit no longer applies (nothing may be lost).
     pub overflow: AtomicBool,
+    /// A spool-full episode is on: from reaching `max_bytes` until the writer has brought the
+    /// spool below [`FULL_CLEARS_AT`] of it. While the writer replays and new batches keep
+    /// coming the spool hovers at the limit; this keeps that one episode (one log line).
+    pub full_episode: AtomicBool,
     pub stats: Arc<SinkStats>,
     /// Set by shutdown: when the writer gives up retrying.
     pub deadline: Mutex<Option<Instant>>,
@@ -134,18 +143,21 @@ pub async fn batcher(
 /// Hand a batch to the writer, or to the spool when the writer is behind. Waits (back-pressure)
 /// while the spool is full or failing; never drops.
 async fn dispatch(batch: Batch, tx: &mpsc::Sender<Batch>, shared: &Shared) {
-    let batch = if shared.spool().is_empty() {
-        match tx.try_send(batch) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => b,
+    // The lock is held across the check and the send (see `spool_in_front`).
+    let batch = {
+        let spool = shared.spool();
+        if spool.is_empty() {
+            match tx.try_send(batch) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b)) => b,
+            }
+        } else {
+            batch
         }
-    } else {
-        batch
     };
     let mut bytes = Vec::with_capacity(64 * batch.records.len());
     codec::encode(&batch, &mut bytes);
     drop(batch);
-    let mut full_reported = false;
     loop {
         let room = {
             let mut s = shared.spool();
@@ -165,8 +177,7 @@ async fn dispatch(batch: Batch, tx: &mpsc::Sender<Batch>, shared: &Shared) {
         match room {
             None => break,
             Some(Ok(max)) => {
-                if !full_reported {
-                    full_reported = true;
+                if !shared.full_episode.swap(true, Relaxed) {
                     shared.stats.spool_full.fetch_add(1, Relaxed);
                     shared.stats.spool_full_now.store(1, Relaxed);
                     tracing::error!(
@@ -189,10 +200,6 @@ async fn dispatch(batch: Batch, tx: &mpsc::Sender<Batch>, shared: &Shared) {
             }
         }
     }
-    if full_reported {
-        shared.stats.spool_full_now.store(0, Relaxed);
-        tracing::warn!("spool has room again; taking records from the queue");
-    }
     shared.spool_changed.notify_one();
 }
 
@@ -207,12 +214,14 @@ pub async fn writer(
     shared: Arc<Shared>,
     cfg: Arc<RunnerConfig>,
 ) -> Result<(), SinkError> {
-    loop {
+    // Batches taken from the channel that could not be spooled (a spool I/O error): the oldest.
+    let mut held: VecDeque<Batch> = VecDeque::new();
+    'batches: loop {
         // Shutting down: finish the channel, and keep replaying the spool until the deadline;
         // what is left in the spool then waits for the next start.
         let deadline = shared.deadline();
         let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
-        let next = match rx.try_recv() {
+        let next = match held.pop_front().map_or_else(|| rx.try_recv(), Ok) {
             Ok(b) => Next::Mem(b),
             Err(_)
                 if deadline.is_some()
@@ -312,7 +321,8 @@ pub async fn writer(
                     let deadline = shared.deadline();
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         if spooled_len.is_none() {
-                            spool_rest_at_shutdown(batch, &mut rx, &shared).await?;
+                            held.push_front(batch);
+                            spool_rest_at_shutdown(held, &mut rx, &shared).await?;
                         }
                         return Ok(());
                     }
@@ -324,10 +334,14 @@ pub async fn writer(
                     if let Some(d) = deadline {
                         wake = wake.min(d);
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(wake) => {}
-                        _ = shared.shutdown.notified() => {}
+                    // A batch from memory is spooled (with those behind it) before waiting, so
+                    // that a crash during the outage does not lose it; it is retried from there.
+                    if spooled_len.is_none() {
+                        spool_in_front(batch, &mut held, &mut rx, &shared);
+                        wait_until(wake, &shared).await;
+                        continue 'batches;
                     }
+                    wait_until(wake, &shared).await;
                     backoff = (backoff * 2).min(cfg.retry_max);
                 }
             }
@@ -337,6 +351,14 @@ pub async fn writer(
     Ok(())
 }
 
+/// Sleeps until `wake` or shutdown.
+async fn wait_until(wake: Instant, shared: &Shared) {
+    tokio::select! {
+        _ = tokio::time::sleep_until(wake) => {}
+        _ = shared.shutdown.notified() => {}
+    }
+}
+
 fn pop_spool(shared: &Shared, n: usize) {
     let mut s = shared.spool();
     if let Err(e) = s.pop(n) {
@@ -344,14 +366,66 @@ fn pop_spool(shared: &Shared, n: usize) {
         tracing::error!(error = %e, "cannot delete a replayed spool segment");
     }
     shared.publish_spool_gauges(&s);
+    if shared.full_episode.load(Relaxed) && s.bytes() < s.max_bytes() / 100 * FULL_CLEARS_AT {
+        shared.full_episode.store(false, Relaxed);
+        shared.stats.spool_full_now.store(0, Relaxed);
+        tracing::warn!(
+            "the spool is below {FULL_CLEARS_AT} % of database.spool.max_bytes again; the \
+             spool-full episode is over"
+        );
+    }
     drop(s);
     shared.spool_room.notify_one();
 }
 
-/// Shutdown deadline passed with the database still failing: the batch in hand and whatever is
-/// still in the channel go to the front of the spool, in order.
-async fn spool_rest_at_shutdown(
+/// The database failed a batch taken from memory: it, the batches held after a spool error and
+/// those waiting in the channel are older than anything spooled, so they go to the front of the
+/// spool, in order, where they survive a crash during the outage; the writer retries them from
+/// there. The spool lock is held while the channel is drained: the batcher checks for an empty
+/// spool and sends under the same lock, so no newer batch can slip into the channel meanwhile.
+/// If the spool cannot be written they stay in `held`, oldest first.
+fn spool_in_front(
     first: Batch,
+    held: &mut VecDeque<Batch>,
+    rx: &mut mpsc::Receiver<Batch>,
+    shared: &Shared,
+) {
+    let mut s = shared.spool();
+    held.push_front(first);
+    while let Ok(b) = rx.try_recv() {
+        held.push_back(b);
+    }
+    let frames: Vec<Vec<u8>> = held
+        .iter()
+        .map(|b| {
+            let mut v = Vec::with_capacity(64 * b.records.len());
+            codec::encode(b, &mut v);
+            v
+        })
+        .collect();
+    match s.prepend(&frames) {
+        Ok(()) => {
+            shared
+                .stats
+                .spool_appended_batches
+                .fetch_add(frames.len() as u64, Relaxed);
+            shared.publish_spool_gauges(&s);
+            held.clear();
+        }
+        Err(e) => {
+            shared.stats.spool_errors.fetch_add(1, Relaxed);
+            tracing::error!(
+                error = %e,
+                "cannot spool the batches the database refused; keeping them in memory"
+            );
+        }
+    }
+}
+
+/// Shutdown deadline passed with the database still failing: the batches in hand (oldest first)
+/// and whatever is still in the channel go to the front of the spool, in order.
+async fn spool_rest_at_shutdown(
+    first: VecDeque<Batch>,
     rx: &mut mpsc::Receiver<Batch>,
     shared: &Shared,
 ) -> Result<(), SinkError> {
@@ -363,7 +437,7 @@ async fn spool_rest_at_shutdown(
         codec::encode(b, &mut v);
         frames.push(v);
     };
-    enc(&first);
+    first.iter().for_each(&mut enc);
     while let Some(b) = rx.recv().await {
         enc(&b);
     }

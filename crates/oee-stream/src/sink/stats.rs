@@ -33,7 +33,8 @@ pub struct SinkStats {
     pub spool_full: AtomicU64,
     /// Spool I/O failures (each retry counts).
     pub spool_errors: AtomicU64,
-    /// 1 while the spool is full (gauge).
+    /// 1 during a spool-full episode (gauge): from reaching `max_bytes` until the spool is below
+    /// 75 % of it again.
     pub spool_full_now: AtomicU64,
 }
 
