@@ -1080,7 +1080,8 @@ impl Ctx<'_> {
     }
 
     /// Windows that end exactly at `b`: tumbling and rolling ones starting at or after
-    /// `origin`, shift and day ones that overlap `[origin, b)`.
+    /// `origin`, and every shift and day window (`b` is always after the origin; the part of
+    /// one that began earlier is summed by [`window_sums`]).
     fn windows_ending(&self, origin: Ms, b: Ms) -> Vec<(WindowKind, Ms, Ms, Option<Arc<str>>)> {
         let mut v = Vec::new();
         let ph = self.phase(b - 1);
@@ -1098,15 +1099,11 @@ impl Ctx<'_> {
             for s in c
                 .shifts
                 .iter()
-                .filter(|s| self.p.shift_windows && s.end == b && s.end > origin)
+                .filter(|s| self.p.shift_windows && s.end == b)
             {
                 v.push((WindowKind::Shift, s.start, s.end, Some(s.name.clone())));
             }
-            for d in c
-                .days
-                .iter()
-                .filter(|d| self.p.day_windows && d.1 == b && d.1 > origin)
-            {
+            for d in c.days.iter().filter(|d| self.p.day_windows && d.1 == b) {
                 v.push((WindowKind::Day, d.0, d.1, None));
             }
         }
