@@ -12,3 +12,44 @@ pub mod replay;
 pub mod tls;
 
 pub use mqtt::{SessionStatus, SourceConfig, SourceError};
+
+use std::sync::atomic::Ordering;
+
+use sparkplug::{MessageType, Topic, TopicError};
+
+use crate::pipeline::{PipelineStats, Router};
+
+/// What a source does with every message on a Sparkplug topic, received live or replayed:
+/// counts it, and routes data (not commands, not STATE) to its shard. A topic that is not
+/// Sparkplug B is counted and its error returned for the caller to log.
+pub async fn route_message(
+    router: &Router,
+    stats: &PipelineStats,
+    topic: &str,
+    payload: bytes::Bytes,
+    received_at: u64,
+) -> Result<(), TopicError> {
+    match Topic::parse(topic) {
+        Ok(Topic::State { .. }) => {
+            stats.state_messages.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Topic::Message {
+            group,
+            message_type,
+            edge_node,
+            ..
+        }) => {
+            stats.count_message(message_type);
+            if !matches!(message_type, MessageType::NCmd | MessageType::DCmd) {
+                router
+                    .route(group, edge_node, topic, payload, received_at)
+                    .await;
+            }
+        }
+        Err(e) => {
+            stats.count_invalid_topic();
+            return Err(e);
+        }
+    }
+    Ok(())
+}

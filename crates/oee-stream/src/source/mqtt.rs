@@ -39,7 +39,7 @@ use rumqttc::{
     PublishOptions, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use sparkplug::topic::state_topic;
-use sparkplug::{HostState, MessageType, RebirthRequest, StateVersion, Topic};
+use sparkplug::{HostState, RebirthRequest, StateVersion};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -379,31 +379,13 @@ pub(crate) async fn run(
                         own_state(&cfg, &client, &state_topic, t_connect, &p.payload, &stats);
                         continue;
                     }
-                    match Topic::parse(topic) {
-                        Ok(Topic::State { .. }) => {
-                            stats.state_messages.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(Topic::Message {
-                            group,
-                            message_type,
-                            edge_node,
-                            ..
-                        }) => {
-                            stats.count_message(message_type);
-                            if matches!(message_type, MessageType::NCmd | MessageType::DCmd) {
-                                continue;
-                            }
-                            router
-                                .route(group, edge_node, topic, p.payload, received_at)
-                                .await;
-                        }
-                        Err(e) => {
-                            stats.count_invalid_topic();
-                            if let Some(left_out) = topic_log.admit(Instant::now()) {
-                                tracing::warn!(topic, error = %e, left_out,
-                                    "not a Sparkplug B topic (counted in oee_stream_invalid_topics; rate-limited)");
-                            }
-                        }
+                    let routed =
+                        super::route_message(&router, &stats, topic, p.payload, received_at).await;
+                    if let Err(e) = routed
+                        && let Some(left_out) = topic_log.admit(Instant::now())
+                    {
+                        tracing::warn!(topic, error = %e, left_out,
+                            "not a Sparkplug B topic (counted in oee_stream_invalid_topics; rate-limited)");
                     }
                 }
                 _ => {}

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sparkplug::{MessageType, Topic};
 use tokio::sync::watch;
 
 use crate::pipeline::{PipelineStats, Router};
@@ -132,24 +131,7 @@ async fn route(
         stats.count_invalid_topic();
         return;
     };
-    match Topic::parse(topic) {
-        Ok(Topic::State { .. }) => {
-            stats.state_messages.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(Topic::Message {
-            group,
-            message_type,
-            edge_node,
-            ..
-        }) => {
-            stats.count_message(message_type);
-            if !matches!(message_type, MessageType::NCmd | MessageType::DCmd) {
-                router.route(group, edge_node, topic, payload, at).await;
-            }
-        }
-        Err(e) => {
-            stats.count_invalid_topic();
-            tracing::debug!(topic, error = %e, "not a Sparkplug B topic");
-        }
+    if let Err(e) = super::route_message(router, stats, topic, payload, at).await {
+        tracing::debug!(topic, error = %e, "not a Sparkplug B topic");
     }
 }
