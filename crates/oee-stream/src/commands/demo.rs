@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::commands::config::print_diagnostics;
 use crate::commands::run::{self, shutdown_signal};
-use crate::commands::simulate::wall_ms;
+use crate::commands::simulate::{parse_start, wall_ms};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -30,6 +30,11 @@ pub struct DemoArgs {
     /// Simulated time runs N times the wall clock (60: an hour of plant time per minute).
     #[arg(long, value_name = "N", default_value_t = 10.0)]
     pub speed: f64,
+
+    /// Simulated time starts here (RFC 3339, e.g. 2026-01-01T06:00:00Z) instead of now: with
+    /// the same seed, the same plant history.
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    pub start: Option<u64>,
 
     /// HTTP port of the dashboard and API (on 127.0.0.1).
     #[arg(long, value_name = "PORT", default_value_t = 9100)]
@@ -89,7 +94,7 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
     // reach the pipeline before the pipeline drains.
     let sim = Simulator::new(SimConfig {
         seed: args.seed,
-        start_ms: wall_ms(),
+        start_ms: args.start.unwrap_or_else(wall_ms),
         ..SimConfig::default()
     });
     let machines = sim.machine_count();

@@ -39,6 +39,11 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N", default_value_t = 1.0)]
     pub speed: f64,
 
+    /// Simulated time starts here (RFC 3339, e.g. 2026-01-01T06:00:00Z) instead of now: with
+    /// the same seed, the same plant history.
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    pub start: Option<u64>,
+
     /// Stop after this long (wall clock): 90s, 5m, 1h or plain seconds. Default: until Ctrl-C.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -76,7 +81,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         nodes: args.nodes,
         devices_per_node: args.devices_per_node,
         seed: args.seed,
-        start_ms: wall_ms(),
+        start_ms: args.start.unwrap_or_else(wall_ms),
         report_every_ms,
         node_deaths: !args.no_node_deaths,
     };
@@ -191,6 +196,15 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
+/// `--start`: an RFC 3339 time, as Unix milliseconds.
+pub(crate) fn parse_start(s: &str) -> Result<u64, String> {
+    let t: jiff::Timestamp = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{s}` is not a time such as 2026-01-01T06:00:00Z: {e}"))?;
+    u64::try_from(t.as_millisecond()).map_err(|_| format!("`{s}` is before 1970"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -217,5 +231,19 @@ mod tests {
             ("127.0.0.1".into(), 1)
         );
         assert!(parse_broker("mqtts://x:8883").is_err());
+    }
+
+    #[test]
+    fn start_times_parse_as_unix_milliseconds() {
+        assert_eq!(
+            parse_start("2026-01-01T06:00:00Z").unwrap(),
+            1_767_247_200_000
+        );
+        assert_eq!(
+            parse_start("2026-01-01T07:00:00+01:00").unwrap(),
+            1_767_247_200_000
+        );
+        assert!(parse_start("1969-12-31T23:59:59Z").is_err());
+        assert!(parse_start("tomorrow").unwrap_err().contains("tomorrow"));
     }
 }
