@@ -25,7 +25,8 @@
 //! the watermark moves to the newest event time seen, so every window that ends at or before
 //! the last data is emitted final (a stop shorter than the micro-stop threshold at the very
 //! end may still hold its window back, see docs/oee.md). Windows still open are not written;
-//! the next run recomputes them from the data it receives.
+//! the next run rebuilds them from the stored telemetry ([`OeeTask::rebuild`]) and completes
+//! them with the data it receives.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -125,7 +126,38 @@ pub fn signal_input(
     tie: u64,
     session: Option<u64>,
 ) -> Option<OeeInput> {
-    let kind = &sig.tag.signal_type;
+    sample_input(
+        &Sample {
+            kind: &sig.tag.signal_type,
+            fault_code: sig.tag.fault_code,
+            value: &sig.value,
+            ts_ms: sig.timestamp_ms,
+            quality: sig.quality,
+            int_bits: sig.int_bits,
+        },
+        machine,
+        tie,
+        session,
+    )
+}
+
+/// What [`sample_input`] reads of a live [`Signal`] or a [`StoredSample`].
+struct Sample<'a> {
+    kind: &'a SignalType,
+    fault_code: Option<i64>,
+    value: &'a normalize::Value,
+    ts_ms: Ms,
+    quality: i32,
+    int_bits: u8,
+}
+
+fn sample_input(
+    s: &Sample<'_>,
+    machine: MachineId,
+    tie: u64,
+    session: Option<u64>,
+) -> Option<OeeInput> {
+    let kind = s.kind;
     let oee_signal = matches!(
         kind,
         SignalType::CounterTotal
@@ -139,8 +171,8 @@ pub fn signal_input(
     if !oee_signal {
         return None;
     }
-    let ts_ms = sig.timestamp_ms;
-    if sig.quality == quality::STALE {
+    let ts_ms = s.ts_ms;
+    if s.quality == quality::STALE {
         // One tie-break per death, whatever the metric.
         let seq = tie & !0xFFFF;
         return Some(OeeInput::Offline {
@@ -166,17 +198,17 @@ pub fn signal_input(
                 },
                 ts_ms,
                 seq,
-                value: int(&sig.value)?,
-                bits: if sig.int_bits == 0 { 64 } else { sig.int_bits },
+                value: int(s.value)?,
+                bits: if s.int_bits == 0 { 64 } else { s.int_bits },
                 session: session.unwrap_or(0),
             }
         }
-        SignalType::StateRunning => match sig.value {
+        SignalType::StateRunning => match s.value {
             normalize::Value::Bool(b) => OeeInput::State {
                 machine,
                 ts_ms,
                 seq,
-                value: StateValue::Running(b),
+                value: StateValue::Running(*b),
             },
             _ => return None,
         },
@@ -184,13 +216,13 @@ pub fn signal_input(
             machine,
             ts_ms,
             seq,
-            value: StateValue::Code(i64::try_from(int(&sig.value)?).ok()?),
+            value: StateValue::Code(i64::try_from(int(s.value)?).ok()?),
         },
-        SignalType::FaultActive => match sig.value {
+        SignalType::FaultActive => match s.value {
             normalize::Value::Bool(active) => OeeInput::Fault {
                 machine,
-                code: sig.tag.fault_code.unwrap_or(0),
-                active,
+                code: s.fault_code.unwrap_or(0),
+                active: *active,
                 ts_ms,
                 seq,
                 severity: None,
@@ -199,12 +231,70 @@ pub fn signal_input(
         },
         SignalType::FaultCode => OeeInput::FaultCode {
             machine,
-            code: i64::try_from(int(&sig.value)?).ok()?,
+            code: i64::try_from(int(s.value)?).ok()?,
             ts_ms,
             seq,
         },
         _ => return None,
     })
+}
+
+/// The signal types the OEE engine reads, as stored in `telemetry.signal_type`.
+pub const OEE_SIGNAL_TYPES: [&str; 7] = [
+    "counter.total",
+    "counter.good",
+    "counter.reject",
+    "state.running",
+    "state.code",
+    "fault.active",
+    "fault.code",
+];
+
+/// A `telemetry` row read back to rebuild the engine after a restart ([`crate::rebuild`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSample {
+    pub machine: MachineId,
+    pub signal_type: SignalType,
+    /// For `fault.active`: the code of the rule that maps the row's Sparkplug identity today.
+    pub fault_code: Option<i64>,
+    pub time_ms: Ms,
+    /// `telemetry.value`: numbers as stored, booleans as 0/1, NULL for null and STALE.
+    pub value: Option<f64>,
+    pub quality: i32,
+    /// `telemetry.order_key` ([`tie_break`]); NULL in rows written before schema version 2.
+    pub order_key: Option<i64>,
+    /// `telemetry.int_bits`; NULL when not an integer (or before schema version 2).
+    pub int_bits: Option<i16>,
+}
+
+/// The engine input a stored row stood for when it was live: the same as [`signal_input`]
+/// gave then, given the row's order key (tie-break, and the bdSeq session in its high bits) and
+/// integer width. Rows from before schema version 2 order by time only and count with 64 bits.
+pub fn stored_input(s: &StoredSample) -> Option<OeeInput> {
+    use normalize::Value;
+    let value = match s.value {
+        None => Value::Null,
+        Some(v) => match s.signal_type {
+            SignalType::StateRunning | SignalType::FaultActive => Value::Bool(v != 0.0),
+            // Integers were stored as f64; only exact ones come back as integers.
+            _ if v.fract() == 0.0 && v.abs() < 9.2e18 => Value::Int(v as i64),
+            _ => Value::Float(v),
+        },
+    };
+    let tie = s.order_key.map_or(0, |k| k as u64);
+    sample_input(
+        &Sample {
+            kind: &s.signal_type,
+            fault_code: s.fault_code,
+            value: &value,
+            ts_ms: s.time_ms,
+            quality: s.quality,
+            int_bits: s.int_bits.and_then(|b| u8::try_from(b).ok()).unwrap_or(0),
+        },
+        s.machine.clone(),
+        tie,
+        Some(tie >> 24),
+    )
 }
 
 /// The machine of a signal, `None` when the rule gives no machine id.
@@ -619,6 +709,32 @@ impl OeeTask {
         }
         self.send_out().await;
         self.publish();
+    }
+
+    /// Restores the engine, the fault instances and the live view after a restart from what
+    /// the previous run stored ([`crate::rebuild`]): feeds `r.inputs` (sorted by time), moves
+    /// the watermark to where the previous run's clock was when it stopped, and marks every
+    /// machine unknown from then on (nothing was received while the service was down; new
+    /// births end it). What this emits is dropped: the previous run wrote it. Later windows,
+    /// and revisions of these by data that arrives now, are written as usual.
+    pub fn rebuild(&mut self, r: &crate::rebuild::Rebuild) {
+        for input in &r.inputs {
+            self.input(input);
+        }
+        if self.replay_clocks.is_none() {
+            self.follow_clock(r.last_received_ms);
+        }
+        let gap_from = r.last_event_ms.max(r.last_received_ms) + 1;
+        let machines: Vec<MachineId> = self.machines.keys().cloned().collect();
+        for machine in machines {
+            self.input(&OeeInput::Offline {
+                machine,
+                ts_ms: gap_from,
+                seq: 0,
+            });
+        }
+        self.out.clear();
+        self.dirty = true;
     }
 
     /// Feeds one batch to the engine.
@@ -1218,6 +1334,121 @@ mod tests {
                 seq: t
             })
         );
+    }
+
+    /// A row as the sink stores it: value as f64 (booleans 0/1), order key, integer width.
+    fn stored(s: &Signal, order_key: u64) -> StoredSample {
+        let value = match s.value {
+            Value::Null => None,
+            Value::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
+            Value::Int(i) => Some(i as f64),
+            Value::UInt(u) => Some(u as f64),
+            Value::Float(f) => Some(f),
+            Value::Text(_) => None,
+        };
+        StoredSample {
+            machine: m1(),
+            signal_type: s.tag.signal_type.clone(),
+            fault_code: s.tag.fault_code,
+            time_ms: s.timestamp_ms,
+            value,
+            quality: s.quality,
+            order_key: Some(order_key as i64),
+            int_bits: (s.int_bits != 0).then_some(i16::from(s.int_bits)),
+        }
+    }
+
+    #[test]
+    fn a_stored_row_gives_the_input_its_live_signal_gave() {
+        let t = tie_break(Some(3), Some(250), 7);
+        let live = [
+            sig(SignalType::CounterTotal, Value::UInt(65_535), 192, 16),
+            sig(SignalType::CounterGood, Value::Int(-3), 192, 8),
+            sig(SignalType::CounterReject, Value::Float(2.5), 192, 0),
+            sig(SignalType::StateRunning, Value::Bool(false), 192, 0),
+            sig(SignalType::StateCode, Value::Int(4), 192, 32),
+            sig(SignalType::FaultActive, Value::Bool(true), 192, 0),
+            sig(SignalType::FaultCode, Value::Int(2001), 192, 32),
+            sig(SignalType::StateRunning, Value::Null, quality::STALE, 0),
+            sig(SignalType::CounterTotal, Value::Null, quality::STALE, 0),
+        ];
+        for s in &live {
+            let want = signal_input(s, m1(), t, Some(3));
+            assert_eq!(stored_input(&stored(s, t)), want, "{s:?}");
+        }
+        // A counter kept its rollover width and its session (the bdSeq in the key).
+        assert!(matches!(
+            stored_input(&stored(&live[0], t)),
+            Some(OeeInput::Counter {
+                bits: 16,
+                session: 3,
+                ..
+            })
+        ));
+    }
+
+    fn task() -> OeeTask {
+        let (records, _) = mpsc::channel(16);
+        let (view, _) = watch::channel(Arc::new(LiveView::default()));
+        OeeTask::new(
+            OeeParams::default(),
+            FaultParams::default(),
+            records,
+            Arc::new(PipelineStats::new(1)),
+            view,
+        )
+    }
+
+    #[test]
+    fn a_rebuilt_task_continues_the_fault_instance_and_its_acknowledgement() {
+        let mut fault = sig(SignalType::FaultActive, Value::Bool(true), 192, 0);
+        fault.timestamp_ms = 1_767_225_600_000;
+        let t = tie_break(Some(1), Some(4), 0);
+        let active = signal_input(&fault, m1(), t, Some(1)).unwrap();
+
+        // The first run: the fault activates and an operator acknowledges it.
+        let mut first = task();
+        first.handle(vec![OeeItem::Input(active)]);
+        let id = first.engine.faults().instances()[0].id;
+        let acked = first
+            .apply_ack(&id.to_string(), "Ada", fault.timestamp_ms + 5_000)
+            .unwrap();
+
+        // The next run, rebuilt from the stored row and the `faults` row's acknowledgement.
+        let rebuild = crate::rebuild::Rebuild {
+            inputs: vec![
+                stored_input(&stored(&fault, t)).unwrap(),
+                OeeInput::Ack {
+                    instance: id,
+                    who: Arc::from("Ada"),
+                    ts_ms: acked.row.acknowledged_ms.unwrap(),
+                },
+            ],
+            last_event_ms: fault.timestamp_ms,
+            last_received_ms: fault.timestamp_ms + 10_000,
+            ..Default::default()
+        };
+        let mut next = task();
+        next.rebuild(&rebuild);
+        assert!(next.out.is_empty(), "a rebuild writes nothing again");
+        let inst = next
+            .engine
+            .faults()
+            .instance(id)
+            .expect("the same instance id");
+        assert_eq!(inst.state, FaultState::Acknowledged);
+        assert_eq!(inst.acked_by.as_deref(), Some("Ada"));
+
+        // It resolves after the restart: the same instance (and `faults` row) is resolved.
+        let mut cleared = sig(SignalType::FaultActive, Value::Bool(false), 192, 0);
+        cleared.timestamp_ms = fault.timestamp_ms + 60_000;
+        let input = signal_input(&cleared, m1(), tie_break(Some(1), Some(0), 0), Some(1));
+        next.handle(vec![OeeItem::Input(input.unwrap())]);
+        let resolved = next.out.iter().any(|o| {
+            matches!(o, Output::Fault(ev) if ev.instance.id == id
+                && ev.instance.state == FaultState::Resolved)
+        });
+        assert!(resolved, "{:?}", next.out);
     }
 
     #[test]

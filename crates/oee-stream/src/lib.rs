@@ -8,6 +8,7 @@ pub mod live;
 pub mod log_limit;
 pub mod metrics;
 pub mod pipeline;
+pub mod rebuild;
 pub mod recording;
 pub mod settings;
 pub mod sink;

@@ -312,15 +312,23 @@ impl PipelineHandle {
 /// Starts the MQTT source and the shard tasks on the current tokio runtime. Records go to
 /// `records`; awaiting a full queue slows the shards down and, through their full queues, the
 /// MQTT reader.
+/// `rebuild`: what the previous run stored, fed to the OEE engine before any live data.
 pub fn start(
     settings: &Settings,
     records: mpsc::Sender<Record>,
+    rebuild: Option<&crate::rebuild::Rebuild>,
 ) -> Result<PipelineHandle, StartError> {
     let source_cfg = SourceConfig::from_settings(settings)?;
     let parts = mqtt::parts();
     let status = parts.status_tx.subscribe();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let core = start_core(settings, records, parts.publisher.clone(), Timing::Wall);
+    let core = start_core(
+        settings,
+        records,
+        parts.publisher.clone(),
+        Timing::Wall,
+        rebuild,
+    );
     let source = tokio::spawn(mqtt::run(
         source_cfg,
         core.router.clone(),
@@ -346,7 +354,7 @@ pub fn start_replay(
     let parts = mqtt::parts();
     let status = parts.status_tx.subscribe();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let core = start_core(settings, records, Publisher::replay(), Timing::Replay);
+    let core = start_core(settings, records, Publisher::replay(), Timing::Replay, None);
     let progress = Arc::new(replay::Progress::default());
     let source = tokio::spawn(replay::run(
         recording,
@@ -393,6 +401,7 @@ fn start_core(
     records: mpsc::Sender<Record>,
     publisher: Publisher,
     timing: Timing,
+    rebuild: Option<&crate::rebuild::Rebuild>,
 ) -> Core {
     let sp = &settings.file.sparkplug;
     let n = match sp.shards {
@@ -413,7 +422,7 @@ fn start_core(
     });
     let (live, view_tx, ack_rx) = Live::channel(ACK_QUEUE);
     let (oee_tx, oee_rx) = mpsc::channel(OEE_QUEUE);
-    let task = OeeTask::new(
+    let mut task = OeeTask::new(
         oee_params,
         fault_params,
         records.clone(),
@@ -422,6 +431,9 @@ fn start_core(
     )
     .with_timing(timing, n)
     .with_max_nodes(sp.max_nodes as usize);
+    if let Some(r) = rebuild {
+        task.rebuild(r);
+    }
     let oee = tokio::spawn(task.run(oee_rx, ack_rx));
     let mut senders = Vec::with_capacity(n);
     let mut shards = Vec::with_capacity(n);
@@ -809,7 +821,7 @@ impl Shard {
                 } else {
                     self.stats.unmapped.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(Record::Telemetry(telemetry(sig, s)))
+                Some(Record::Telemetry(telemetry(sig, s, index)))
             }
             Outcome::Unmapped(None) => {
                 self.stats.unmapped.fetch_add(1, Ordering::Relaxed);
@@ -914,7 +926,7 @@ fn offline_reason(r: OfflineReason) -> &'static str {
     }
 }
 
-fn telemetry(sig: Signal, s: &MetricSample) -> TelemetryRow {
+fn telemetry(sig: Signal, s: &MetricSample, index: usize) -> TelemetryRow {
     let (value, value_text) = match sig.value {
         normalize::Value::Null => (None, None),
         normalize::Value::Bool(b) => (Some(if b { 1.0 } else { 0.0 }), None),
@@ -933,6 +945,8 @@ fn telemetry(sig: Signal, s: &MetricSample) -> TelemetryRow {
         received_at_ms: s.received_at as i64,
         seq: s.seq,
         bd_seq: s.bd_seq,
+        index: index as u16,
+        int_bits: sig.int_bits,
     }
 }
 

@@ -79,7 +79,7 @@ async fn mutual_tls_connects_and_the_host_is_born() {
     let s = check_config(&path).unwrap();
     assert!(s.tls.is_some(), "check_config builds the TLS configuration");
     let (tx, _records) = mpsc::channel(100);
-    let handle = pipeline::start(&s, tx).unwrap();
+    let handle = pipeline::start(&s, tx, None).unwrap();
     let mut status = handle.status();
     tokio::time::timeout(WAIT, status.wait_for(|s| s.connected && s.sessions >= 1))
         .await
@@ -98,7 +98,7 @@ async fn a_client_certificate_from_another_ca_is_refused_with_a_clear_error() {
     let path = config_file(dir.path(), broker.port, &ca.cert_pem, &cert, &key);
     let s = check_config(&path).unwrap();
     let (tx, _records) = mpsc::channel(100);
-    let handle = pipeline::start(&s, tx).unwrap();
+    let handle = pipeline::start(&s, tx, None).unwrap();
     let mut status = handle.status();
     let st = tokio::time::timeout(WAIT, status.wait_for(|s| s.last_error.is_some()))
         .await

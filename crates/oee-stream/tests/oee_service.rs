@@ -112,7 +112,7 @@ async fn an_hour_of_machine_data_becomes_oee_windows_and_faults() {
     let settings = load_settings(&text, "oee.yml", &BTreeMap::new())
         .unwrap_or_else(|e| panic!("settings: {e:?}"));
     let sink = sink::start(&settings).await.unwrap();
-    let pipeline = pipeline::start(&settings, sink.sender.clone()).unwrap();
+    let pipeline = pipeline::start(&settings, sink.sender.clone(), None).unwrap();
     let live = pipeline.live();
     let mut view = live.view.clone();
     tokio::time::timeout(WAIT, pipeline.status().wait_for(|s| s.sessions >= 1))

@@ -22,6 +22,9 @@ pub struct OeeConfig {
     /// Inputs up to this far behind the watermark still revise their windows; older ones are
     /// counted and dropped. Raw inputs are kept this long, so it sets the engine's memory.
     pub revision_horizon_s: u64,
+    /// On start, the OEE engine and the fault instances are rebuilt from the stored telemetry
+    /// of this long before its newest sample (seconds; 0 = no rebuild).
+    pub rebuild_s: u64,
     /// A state older than this without a new sample becomes unknown (0 = never).
     pub stale_after_s: u64,
     /// Whether planned stops are a loss (Vorne style) instead of being excluded from planned time.
@@ -41,6 +44,7 @@ impl Default for OeeConfig {
             unknown_time: UnknownTimePolicy::Exclude,
             allowed_lateness_s: 300,
             revision_horizon_s: 7200,
+            rebuild_s: 7200,
             stale_after_s: 0,
             planned_stop_is_loss: false,
             mtbf_basis: MtbfBasis::RunAndSetup,

@@ -408,6 +408,14 @@ impl RuleSet {
         })
     }
 
+    /// The `fault_code` of the rule that maps `id` (for `fault.active` rules).
+    pub fn fault_code_of(&self, id: &SourceId<'_>) -> Option<i64> {
+        let mut key = String::new();
+        identity_key(&mut key, id);
+        let i = self.resolve(id, &key, &mut Vec::new())?;
+        self.rules.get(i)?.fault_code
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }
@@ -967,6 +975,33 @@ mod tests {
             e[0].starts_with("processing.tag_mappings[1].signal_type"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_fault_flag_is_found_back_by_its_source_identity() {
+        let alarm = |tag: &str, code: i64| TagMapping {
+            fault_code: Some(code),
+            ..mapping(tag, "fault.active", "{m}")
+        };
+        let rs = compile(vec![
+            alarm("G/N/{m}/Jam", 1001),
+            TagMapping {
+                fault_code: Some(1002),
+                ..mapping("G/N/Press1/Jam", "fault.active", "Press1")
+            },
+            mapping("G/N/{m}/Count", "counter.total", "{m}"),
+        ])
+        .unwrap();
+        let id = |d: &'static str, m: &'static str| SourceId {
+            group: "G",
+            edge_node: "N",
+            device: Some(d),
+            metric: m,
+        };
+        assert_eq!(rs.fault_code_of(&id("Press2", "Jam")), Some(1001));
+        assert_eq!(rs.fault_code_of(&id("Press1", "Jam")), Some(1002));
+        assert_eq!(rs.fault_code_of(&id("Press1", "Count")), None);
+        assert_eq!(rs.fault_code_of(&id("Press1", "Door")), None);
     }
 
     #[test]

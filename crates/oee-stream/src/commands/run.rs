@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use oee_stream::http::{self, HttpState};
 use oee_stream::settings::{self, LogFormat, LogLevel, Settings};
-use oee_stream::{metrics, pipeline, sink};
+use oee_stream::{metrics, pipeline, rebuild, sink};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
@@ -90,11 +90,19 @@ pub(crate) async fn serve(
     // Secrets are redacted by these sections' `Debug` (docs/reliability.md, Security).
     tracing::debug!(mqtt = ?settings.file.mqtt, sparkplug = ?settings.file.sparkplug,
         database = ?settings.file.database, http = ?settings.file.http, "effective configuration");
+    // Before the sink starts: its spool replay must not be read twice (database and spool).
+    let rebuild = match rebuild::load(&settings).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "the OEE state cannot be rebuilt from stored telemetry; windows and fault instances open at the restart start afresh");
+            None
+        }
+    };
     let sink = sink::start(&settings)
         .await
         .context("starting the database sink")?;
-    let pipeline =
-        pipeline::start(&settings, sink.sender.clone()).context("starting the MQTT source")?;
+    let pipeline = pipeline::start(&settings, sink.sender.clone(), rebuild.as_ref())
+        .context("starting the MQTT source")?;
     let listener = TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("http.listen: cannot listen on {}", settings.http_listen))?;

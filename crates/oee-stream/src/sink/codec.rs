@@ -12,7 +12,8 @@ use oee_core::normalize::{Asset, SignalTag, SignalType, SourceRef};
 use super::batch::{Batch, BatchId};
 use super::record::{EventKind, EventRow, FaultRow, OeeWindowRow, Record, TelemetryRow};
 
-const VERSION: u8 = 1;
+/// 2 added each telemetry row's metric index and integer width; version 1 spools still read.
+const VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("spooled batch cannot be decoded: {0}")]
@@ -73,6 +74,8 @@ pub fn encode(batch: &Batch, out: &mut Vec<u8>) {
                     }
                     None => w.u8(0),
                 }
+                w.u16(t.index);
+                w.u8(t.int_bits);
             }
             Record::Event(e) => {
                 w.u8(1);
@@ -149,9 +152,9 @@ pub fn encode(batch: &Batch, out: &mut Vec<u8>) {
 
 pub fn decode(bytes: &[u8]) -> Result<Batch, CodecError> {
     let mut r = R { b: bytes, pos: 0 };
-    let v = r.u8()?;
-    if v != VERSION {
-        return Err(CodecError(format!("unknown format version {v}")));
+    let version = r.u8()?;
+    if !(1..=VERSION).contains(&version) {
+        return Err(CodecError(format!("unknown format version {version}")));
     }
     let id = BatchId {
         writer: r.i64()?,
@@ -214,6 +217,8 @@ pub fn decode(bytes: &[u8]) -> Result<Batch, CodecError> {
                     received_at_ms: r.i64()?,
                     seq: if r.u8()? != 0 { Some(r.u8()?) } else { None },
                     bd_seq: if r.u8()? != 0 { Some(r.u64()?) } else { None },
+                    index: if version >= 2 { r.u16()? } else { 0 },
+                    int_bits: if version >= 2 { r.u8()? } else { 0 },
                 })
             }
             1 => {
@@ -316,6 +321,9 @@ impl W<'_> {
     fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
@@ -402,6 +410,9 @@ impl R<'_> {
     }
     fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.arr::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, CodecError> {
+        Ok(u16::from_le_bytes(self.arr()?))
     }
     fn u32(&mut self) -> Result<u32, CodecError> {
         Ok(u32::from_le_bytes(self.arr()?))
@@ -502,6 +513,31 @@ mod tests {
             (Record::Telemetry(a), Record::Telemetry(b)) => assert!(Arc::ptr_eq(&a.tag, &b.tag)),
             other => panic!("expected telemetry rows, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn version_1_spools_still_decode_without_index_and_width() {
+        let tags = testdata::tags(1);
+        let Record::Telemetry(mut row) = testdata::mixed(&tags, 5) else {
+            panic!("testdata::mixed(_, 5) is a telemetry row");
+        };
+        (row.index, row.int_bits) = (3, 16);
+        let batch = Batch {
+            id: BatchId { writer: 1, seq: 2 },
+            records: vec![Record::Telemetry(row.clone())],
+        };
+        let mut bytes = Vec::new();
+        encode(&batch, &mut bytes);
+        // Version 1 is version 2 without the row's trailing index (u16) and width (u8).
+        let mut v1 = vec![1];
+        v1.extend_from_slice(&bytes[1..bytes.len() - 3]);
+        let back = decode(&v1).unwrap();
+        let Record::Telemetry(old) = &back.records[0] else {
+            panic!("{back:?}")
+        };
+        assert_eq!((old.index, old.int_bits), (0, 0));
+        assert_eq!(old.time_ms, row.time_ms);
+        assert!(decode(&[3]).is_err());
     }
 
     #[test]

@@ -24,6 +24,19 @@ pub struct TelemetryRow {
     /// identify a sample, so a retried batch can be recognised.
     pub seq: Option<u8>,
     pub bd_seq: Option<u64>,
+    /// The metric's position in its Sparkplug payload.
+    pub index: u16,
+    /// The Sparkplug integer width of the value (8, 16, 32, 64; 0: not an integer): a counter's
+    /// rollover width when the OEE engine is rebuilt from stored telemetry.
+    pub int_bits: u8,
+}
+
+impl TelemetryRow {
+    /// The sample's order among samples of the same time, as the OEE engine breaks ties
+    /// ([`crate::calculate::tie_break`]): stored, so a rebuild from `telemetry` orders alike.
+    pub fn order_key(&self) -> i64 {
+        crate::calculate::tie_break(self.bd_seq, self.seq, usize::from(self.index)) as i64
+    }
 }
 
 /// What an `events` row records.

@@ -63,6 +63,8 @@ pub fn telemetry(tags: &[Arc<SignalTag>], i: u64) -> TelemetryRow {
         received_at_ms: 1_700_000_000_500 + i as i64,
         seq: Some((i % 256) as u8),
         bd_seq: Some(3),
+        index: (i % 7) as u16,
+        int_bits: if i.is_multiple_of(5) { 16 } else { 0 },
     }
 }
 

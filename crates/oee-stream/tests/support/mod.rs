@@ -280,7 +280,7 @@ pub struct Running {
 
 pub async fn start_pipeline(s: &Settings) -> Running {
     let (tx, records) = mpsc::channel(10_000);
-    let handle = pipeline::start(s, tx).unwrap();
+    let handle = pipeline::start(s, tx, None).unwrap();
     let mut status = handle.status();
     tokio::time::timeout(WAIT, status.wait_for(|s| s.sessions >= 1))
         .await

@@ -95,6 +95,11 @@ pub fn record_json(r: &Record) -> Value {
             m.insert("sp_metric".into(), json!(tag.source.metric));
             m.insert("is_historical".into(), json!(t.is_historical));
             m.insert("received_at".into(), json!(rfc3339(t.received_at_ms)));
+            m.insert("order_key".into(), json!(t.order_key()));
+            m.insert(
+                "int_bits".into(),
+                json!((t.int_bits != 0).then_some(t.int_bits)),
+            );
         }
         Record::Event(e) => {
             m.insert("stream".into(), json!("events"));

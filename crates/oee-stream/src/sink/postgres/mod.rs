@@ -31,9 +31,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const TELEMETRY_COLUMNS: &str = "time, site_id, line_id, machine_id, signal_type, value, \
      value_text, unit, quality, sp_group, sp_edge_node, sp_device, sp_metric, is_historical, \
-     received_at";
+     received_at, order_key, int_bits";
 
-const TELEMETRY_TYPES: [Type; 15] = [
+const TELEMETRY_TYPES: [Type; 17] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
     Type::TEXT,
@@ -49,6 +49,8 @@ const TELEMETRY_TYPES: [Type; 15] = [
     Type::TEXT,
     Type::BOOL,
     Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::INT2,
 ];
 
 struct Statements {
@@ -271,7 +273,8 @@ async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
                 "INSERT INTO telemetry ({TELEMETRY_COLUMNS}) SELECT * FROM UNNEST(\
                  $1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], \
                  $6::float8[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::text[], \
-                 $12::text[], $13::text[], $14::bool[], $15::timestamptz[])"
+                 $12::text[], $13::text[], $14::bool[], $15::timestamptz[], $16::int8[], \
+                 $17::int2[])"
             ))
             .await?,
         events: c
@@ -402,7 +405,9 @@ async fn copy_telemetry(
         let metric = clean(&tag.source.metric);
         let group = clean(&tag.source.group);
         let node = clean(&tag.source.edge_node);
-        let row: [&(dyn ToSql + Sync); 15] = [
+        let order_key = t.order_key();
+        let int_bits = (t.int_bits != 0).then_some(i16::from(t.int_bits));
+        let row: [&(dyn ToSql + Sync); 17] = [
             &time,
             &tag.asset.site_id,
             &tag.asset.line_id,
@@ -418,6 +423,8 @@ async fn copy_telemetry(
             &metric.as_ref(),
             &t.is_historical,
             &received,
+            &order_key,
+            &int_bits,
         ];
         w.as_mut().write(&row).await?;
     }
@@ -463,11 +470,16 @@ async fn unnest_telemetry(
     let metric: Vec<&str> = metric.iter().map(|c| c.as_ref()).collect();
     let hist: Vec<bool> = rows.iter().map(|t| t.is_historical).collect();
     let recv: Vec<SystemTime> = rows.iter().map(|t| ts(t.received_at_ms)).collect();
+    let order_key: Vec<i64> = rows.iter().map(|t| t.order_key()).collect();
+    let int_bits: Vec<Option<i16>> = rows
+        .iter()
+        .map(|t| (t.int_bits != 0).then_some(i16::from(t.int_bits)))
+        .collect();
     tx.execute(
         st,
         &[
             &time, &site, &line, &machine, &sig, &value, &text, &unit, &quality, &group, &node,
-            &device, &metric, &hist, &recv,
+            &device, &metric, &hist, &recv, &order_key, &int_bits,
         ],
     )
     .await?;

@@ -11,8 +11,14 @@ use tokio_postgres::Client;
 pub const MIGRATION_LOCK_KEY: i64 = 0x6f65_652d_7374_7265;
 
 /// (version, name, SQL)
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "tables", include_str!("migrations/0001_tables.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "tables", include_str!("migrations/0001_tables.sql")),
+    (
+        2,
+        "telemetry_order",
+        include_str!("migrations/0002_telemetry_order.sql"),
+    ),
+];
 
 /// What [`migrate`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::SinkError;
 use super::batch::{Batch, split};
 use super::runner::{WriteError, WriteOutcome};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
 
 pub struct SqliteWriter {
     conn: Connection,
@@ -110,8 +110,9 @@ impl SqliteWriter {
                 .prepare_cached(
                     "INSERT INTO telemetry (time, site_id, line_id, machine_id, signal_type, \
                      value, value_text, unit, quality, sp_group, sp_edge_node, sp_device, \
-                     sp_metric, is_historical, received_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     sp_metric, is_historical, received_at, order_key, int_bits) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                     ?16, ?17)",
                 )
                 .map_err(e)?;
             for t in &parts.telemetry {
@@ -132,6 +133,8 @@ impl SqliteWriter {
                     g.source.metric,
                     t.is_historical,
                     t.received_at_ms,
+                    t.order_key(),
+                    (t.int_bits != 0).then_some(t.int_bits),
                 ])
                 .map_err(e)?;
             }

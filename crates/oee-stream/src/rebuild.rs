@@ -1,0 +1,504 @@
+//! Rebuilding the OEE engine after a restart from what the previous run stored.
+//!
+//! `run` calls [`load`] before it starts the sink and the MQTT source: it reads the
+//! OEE signals (`counter.*`, `state.*`, `fault.*`) of the last `oee.rebuild_s` before the newest
+//! stored one from `telemetry`, plus the newest row of every source in the `oee.rebuild_s`
+//! before that (the state, counter value or fault flag each source had when the rebuild range
+//! begins), the batches still in the spool (written by a run that could not reach the database),
+//! and the acknowledgements in `faults`. [`crate::calculate::OeeTask::rebuild`] feeds them to the
+//! engine before any live data, so OEE windows and fault instances that span the restart are
+//! computed as if the service had not stopped (docs/reliability.md, "Restarts").
+//!
+//! Only PostgreSQL and SQLite can be read back; with JSON lines there is nothing to rebuild.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use oee_core::faults::FaultInstanceId;
+use oee_core::normalize::rules::RuleSet;
+use oee_core::normalize::{SignalType, SourceId};
+use oee_core::types::{MachineId, Ms};
+use oee_core::windows::OeeInput;
+
+use crate::calculate::{OEE_SIGNAL_TYPES, StoredSample, stored_input};
+use crate::settings::{DatabaseTarget, Settings};
+use crate::sink::{self, Record};
+
+/// What the engine is rebuilt from.
+#[derive(Debug, Default)]
+pub struct Rebuild {
+    /// Engine inputs sorted by time (and tie-break).
+    pub inputs: Vec<OeeInput>,
+    /// The newest stored OEE sample's event time.
+    pub last_event_ms: Ms,
+    /// When the previous run received its newest stored OEE sample (its clock at the end).
+    pub last_received_ms: Ms,
+    /// Start of the rebuild range (seeds before it are the newest row of each source).
+    pub from_ms: Ms,
+    /// Rows read (database and spool).
+    pub rows: u64,
+    /// Acknowledgements restored.
+    pub acks: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("reading PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("reading {path}: {message}")]
+    Sqlite { path: String, message: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One stored row with its Sparkplug identity (for seeds and the fault code).
+#[derive(Clone, Debug)]
+struct Row {
+    site: String,
+    line: String,
+    machine: String,
+    signal_type: String,
+    time_ms: Ms,
+    value: Option<f64>,
+    quality: i32,
+    group: String,
+    edge_node: String,
+    device: Option<String>,
+    metric: String,
+    received_ms: Ms,
+    order_key: Option<i64>,
+    int_bits: Option<i16>,
+}
+
+/// Reads what the engine needs after a restart; `None` when there is nothing to rebuild
+/// (`oee.rebuild_s: 0`, a JSON-lines sink, an empty or new database).
+pub async fn load(settings: &Settings) -> Result<Option<Rebuild>, RebuildError> {
+    let span_ms =
+        i64::try_from(settings.domain.oee.rebuild_s.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    if span_ms == 0 {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let stored = match &settings.database {
+        DatabaseTarget::Postgres(url) => postgres::read(url, span_ms).await?,
+        DatabaseTarget::Sqlite(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || sqlite::read(&path, span_ms))
+                .await
+                .map_err(|e| RebuildError::Config(e.to_string()))??
+        }
+        DatabaseTarget::JsonLines(_) => return Ok(None),
+    };
+    let mut rows = stored.rows;
+    rows.extend(spooled_rows(&settings.file.database.spool.dir));
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let r = assemble(rows, stored.acks, span_ms, &settings.domain.rules);
+    tracing::info!(
+        from = %crate::sink::jsonl::rfc3339(r.from_ms),
+        to = %crate::sink::jsonl::rfc3339(r.last_event_ms),
+        rows = r.rows,
+        inputs = r.inputs.len(),
+        acknowledgements = r.acks,
+        seconds = started.elapsed().as_secs_f64(),
+        "OEE state rebuilt from stored telemetry"
+    );
+    Ok(Some(r))
+}
+
+/// What a database gave: rows from `seed_from` on (unfiltered: [`assemble`] picks the seeds)
+/// and the acknowledgements of instances that may still be open.
+struct Stored {
+    rows: Vec<Row>,
+    acks: Vec<(FaultInstanceId, Ms, String)>,
+}
+
+/// Telemetry rows still in the spool: what a previous run could not write.
+fn spooled_rows(dir: &std::path::Path) -> Vec<Row> {
+    let batches = match sink::spooled_batches(dir) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "the spool cannot be read for the OEE rebuild; rebuilding from the database only");
+            return Vec::new();
+        }
+    };
+    let mut rows = Vec::new();
+    for b in batches {
+        for r in b.records {
+            let Record::Telemetry(t) = r else { continue };
+            let g = &t.tag;
+            if !OEE_SIGNAL_TYPES.contains(&g.signal_type.as_str()) || g.asset.machine_id.is_empty()
+            {
+                continue;
+            }
+            rows.push(Row {
+                site: g.asset.site_id.clone(),
+                line: g.asset.line_id.clone(),
+                machine: g.asset.machine_id.clone(),
+                signal_type: g.signal_type.as_str().to_string(),
+                time_ms: t.time_ms,
+                value: t.value,
+                quality: t.quality,
+                group: g.source.group.clone(),
+                edge_node: g.source.edge_node.clone(),
+                device: g.source.device.clone(),
+                metric: g.source.metric.clone(),
+                received_ms: t.received_at_ms,
+                order_key: Some(t.order_key()),
+                int_bits: (t.int_bits != 0).then_some(i16::from(t.int_bits)),
+            });
+        }
+    }
+    rows
+}
+
+/// Turns stored rows into sorted engine inputs: every row from `last − span` on, and before it
+/// only the newest row of each source (its value when the range begins). Rows found twice (in
+/// the database and in the spool) count once.
+fn assemble(
+    rows: Vec<Row>,
+    acks: Vec<(FaultInstanceId, Ms, String)>,
+    span_ms: Ms,
+    rules: &RuleSet,
+) -> Rebuild {
+    let last_event_ms = rows.iter().map(|r| r.time_ms).max().unwrap_or(0);
+    let last_received_ms = rows.iter().map(|r| r.received_ms).max().unwrap_or(0);
+    let from_ms = last_event_ms.saturating_sub(span_ms);
+    let n = rows.len() as u64;
+    let mut seeds: HashMap<(String, String, Option<String>, String, String), Row> = HashMap::new();
+    let mut keep = Vec::with_capacity(rows.len());
+    for r in rows {
+        if r.time_ms >= from_ms {
+            keep.push(r);
+            continue;
+        }
+        let key = (
+            r.group.clone(),
+            r.edge_node.clone(),
+            r.device.clone(),
+            r.metric.clone(),
+            r.signal_type.clone(),
+        );
+        let newer = seeds
+            .get(&key)
+            .is_none_or(|s| (s.time_ms, s.order_key) < (r.time_ms, r.order_key));
+        if newer {
+            seeds.insert(key, r);
+        }
+    }
+    keep.extend(seeds.into_values());
+    let mut samples: Vec<StoredSample> = keep.iter().filter_map(|r| sample(r, rules)).collect();
+    samples.sort_by(|a, b| {
+        (a.time_ms, a.order_key, &a.machine)
+            .cmp(&(b.time_ms, b.order_key, &b.machine))
+            .then(a.signal_type.as_str().cmp(b.signal_type.as_str()))
+    });
+    samples.dedup();
+    let mut timed: Vec<(Ms, u64, OeeInput)> = samples
+        .iter()
+        .filter_map(|s| {
+            stored_input(s).map(|i| (s.time_ms, s.order_key.map_or(0, |k| k as u64), i))
+        })
+        .collect();
+    let n_acks = acks.len() as u64;
+    for (instance, ts_ms, who) in acks {
+        let input = OeeInput::Ack {
+            instance,
+            who: Arc::from(who.as_str()),
+            ts_ms,
+        };
+        timed.push((ts_ms, u64::MAX, input));
+    }
+    // Stable: inputs of one time keep their tie-break order; acknowledgements come last.
+    timed.sort_by_key(|(ts, tie, _)| (*ts, *tie));
+    Rebuild {
+        inputs: timed.into_iter().map(|(_, _, i)| i).collect(),
+        last_event_ms,
+        last_received_ms,
+        from_ms,
+        rows: n,
+        acks: n_acks,
+    }
+}
+
+fn sample(r: &Row, rules: &RuleSet) -> Option<StoredSample> {
+    let signal_type = SignalType::parse(&r.signal_type).ok()?;
+    let fault_code = match signal_type {
+        SignalType::FaultActive => rules.fault_code_of(&SourceId {
+            group: &r.group,
+            edge_node: &r.edge_node,
+            device: r.device.as_deref(),
+            metric: &r.metric,
+        }),
+        _ => None,
+    };
+    Some(StoredSample {
+        machine: MachineId::new(&r.site, &r.line, &r.machine),
+        signal_type,
+        fault_code,
+        time_ms: r.time_ms,
+        value: r.value,
+        quality: r.quality,
+        order_key: r.order_key,
+        int_bits: r.int_bits,
+    })
+}
+
+fn epoch_ms(t: SystemTime) -> Ms {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as Ms,
+        Err(e) => -(e.duration().as_millis() as Ms),
+    }
+}
+
+fn at(ms: Ms) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+/// An instance id as the `faults` table spells it (hex).
+fn instance_id(s: &str) -> Option<FaultInstanceId> {
+    u64::from_str_radix(s, 16).ok().map(FaultInstanceId)
+}
+
+mod postgres {
+    use super::*;
+    use tokio_postgres::{Config, NoTls};
+
+    /// Rows read per round trip.
+    const CHUNK: i32 = 20_000;
+
+    pub(super) async fn read(url: &str, span_ms: Ms) -> Result<Stored, RebuildError> {
+        let mut config = Config::from_str(url).map_err(|e| RebuildError::Config(e.to_string()))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        let (mut client, conn) = config.connect(NoTls).await?;
+        let conn = tokio::spawn(conn);
+        let r = read_with(&mut client, span_ms).await;
+        drop(client);
+        let _ = conn.await;
+        r
+    }
+
+    async fn read_with(
+        c: &mut tokio_postgres::Client,
+        span_ms: Ms,
+    ) -> Result<Stored, RebuildError> {
+        let empty = Stored {
+            rows: Vec::new(),
+            acks: Vec::new(),
+        };
+        let exists: bool = c
+            .query_one(
+                "SELECT to_regclass('telemetry') IS NOT NULL AND to_regclass('faults') IS NOT NULL",
+                &[],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(empty);
+        }
+        // Schema version 1 has no order_key / int_bits (the sink migrates after this).
+        let v2: bool = c
+            .query_one(
+                "SELECT count(*) = 2 FROM information_schema.columns \
+                 WHERE table_name = 'telemetry' AND column_name IN ('order_key', 'int_bits') \
+                 AND table_schema = current_schema()",
+                &[],
+            )
+            .await?
+            .get(0);
+        let types: Vec<&str> = OEE_SIGNAL_TYPES.to_vec();
+        // The newest OEE sample. telemetry has no b-tree on time alone; the newest windows
+        // (an index) bound the search so the BRIN index can skip the rest.
+        let hint: Option<SystemTime> = c
+            .query_one(
+                "SELECT GREATEST(\
+                   (SELECT max(window_start) FROM oee_windows WHERE window_kind = 'hour'), \
+                   (SELECT max(window_start) FROM oee_windows WHERE window_kind = 'rolling'))",
+                &[],
+            )
+            .await?
+            .get(0);
+        let newest = "SELECT max(time) FROM telemetry WHERE signal_type = ANY($1) \
+                      AND machine_id <> '' AND time >= $2";
+        let mut last: Option<SystemTime> = None;
+        if let Some(h) = hint {
+            last = c.query_one(newest, &[&types, &h]).await?.get(0);
+        }
+        if last.is_none() {
+            last = c.query_one(newest, &[&types, &at(0)]).await?.get(0);
+        }
+        let Some(last) = last else {
+            return Ok(empty);
+        };
+        let seed_from = at(epoch_ms(last).saturating_sub(span_ms.saturating_mul(2)));
+        let (order, bits) = if v2 {
+            ("order_key", "int_bits")
+        } else {
+            ("NULL::bigint", "NULL::smallint")
+        };
+        let sql = format!(
+            "SELECT site_id, line_id, machine_id, signal_type, time, value, quality, sp_group, \
+             sp_edge_node, sp_device, sp_metric, received_at, {order}, {bits} \
+             FROM telemetry WHERE time >= $1 AND signal_type = ANY($2) AND machine_id <> ''"
+        );
+        let tx = c.transaction().await?;
+        let portal = tx.bind(sql.as_str(), &[&seed_from, &types]).await?;
+        let mut rows = Vec::new();
+        let mut next_note = 1_000_000;
+        loop {
+            let chunk = tx.query_portal(&portal, CHUNK).await?;
+            let done = chunk.len() < CHUNK as usize;
+            for r in chunk {
+                rows.push(Row {
+                    site: r.get(0),
+                    line: r.get(1),
+                    machine: r.get(2),
+                    signal_type: r.get(3),
+                    time_ms: epoch_ms(r.get(4)),
+                    value: r.get(5),
+                    quality: r.get(6),
+                    group: r.get(7),
+                    edge_node: r.get(8),
+                    device: r.get(9),
+                    metric: r.get(10),
+                    received_ms: epoch_ms(r.get(11)),
+                    order_key: r.get(12),
+                    int_bits: r.get(13),
+                });
+            }
+            if rows.len() >= next_note {
+                tracing::info!(rows = rows.len(), "rebuilding OEE state: reading telemetry");
+                next_note += 1_000_000;
+            }
+            if done {
+                break;
+            }
+        }
+        tx.commit().await?;
+        let from = at(epoch_ms(last).saturating_sub(span_ms));
+        let acks = c
+            .query(
+                "SELECT fault_id, acknowledged_at, acknowledged_by FROM faults \
+                 WHERE acknowledged_at IS NOT NULL AND (resolved_at IS NULL OR resolved_at >= $1)",
+                &[&from],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let id = instance_id(r.get::<_, &str>(0))?;
+                let who: Option<String> = r.get(2);
+                Some((id, epoch_ms(r.get(1)), who.unwrap_or_default()))
+            })
+            .collect();
+        Ok(Stored { rows, acks })
+    }
+}
+
+mod sqlite {
+    use super::*;
+    use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+    pub(super) fn read(path: &std::path::Path, span_ms: Ms) -> Result<Stored, RebuildError> {
+        let err = |e: rusqlite::Error| RebuildError::Sqlite {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let empty = Stored {
+            rows: Vec::new(),
+            acks: Vec::new(),
+        };
+        if !path.exists() {
+            return Ok(empty);
+        }
+        let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version < 1 {
+            return Ok(empty);
+        }
+        let types = OEE_SIGNAL_TYPES
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let last: Option<Ms> = c
+            .query_row(
+                &format!(
+                    "SELECT max(time) FROM telemetry WHERE signal_type IN ({types}) \
+                     AND machine_id <> ''"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?
+            .flatten();
+        let Some(last) = last else {
+            return Ok(empty);
+        };
+        let (order, bits) = if version >= 2 {
+            ("order_key", "int_bits")
+        } else {
+            ("NULL", "NULL")
+        };
+        let mut st = c
+            .prepare(&format!(
+                "SELECT site_id, line_id, machine_id, signal_type, time, value, quality, \
+                 sp_group, sp_edge_node, sp_device, sp_metric, received_at, {order}, {bits} \
+                 FROM telemetry WHERE time >= ?1 AND signal_type IN ({types}) \
+                 AND machine_id <> ''"
+            ))
+            .map_err(err)?;
+        let rows = st
+            .query_map([last.saturating_sub(span_ms.saturating_mul(2))], |r| {
+                Ok(Row {
+                    site: r.get(0)?,
+                    line: r.get(1)?,
+                    machine: r.get(2)?,
+                    signal_type: r.get(3)?,
+                    time_ms: r.get(4)?,
+                    value: r.get(5)?,
+                    quality: r.get(6)?,
+                    group: r.get(7)?,
+                    edge_node: r.get(8)?,
+                    device: r.get(9)?,
+                    metric: r.get(10)?,
+                    received_ms: r.get(11)?,
+                    order_key: r.get(12)?,
+                    int_bits: r.get(13)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let mut st = c
+            .prepare(
+                "SELECT fault_id, acknowledged_at, acknowledged_by FROM faults \
+                 WHERE acknowledged_at IS NOT NULL AND (resolved_at IS NULL OR resolved_at >= ?1)",
+            )
+            .map_err(err)?;
+        let acks = st
+            .query_map([last.saturating_sub(span_ms)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Ms>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(err)?
+            .filter_map(|r| r.ok())
+            .filter_map(|(id, at, who)| Some((instance_id(&id)?, at, who.unwrap_or_default())))
+            .collect();
+        Ok(Stored { rows, acks })
+    }
+}
