@@ -16,8 +16,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use oee_core::config::Domain;
 use oee_core::faults::FaultInstanceId;
-use oee_core::normalize::rules::RuleSet;
 use oee_core::normalize::{SignalType, SourceId};
 use oee_core::types::{MachineId, Ms};
 use oee_core::windows::OeeInput;
@@ -53,23 +53,96 @@ pub enum RebuildError {
     Config(String),
 }
 
-/// One stored row with its Sparkplug identity (for seeds and the fault code).
-#[derive(Clone, Debug)]
+/// One stored row: its source (an index into [`Sources`]) and what changes from row to row.
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Row {
-    site: String,
-    line: String,
-    machine: String,
-    signal_type: String,
+    source: u32,
     time_ms: Ms,
     value: Option<f64>,
     quality: i32,
-    group: String,
-    edge_node: String,
-    device: Option<String>,
-    metric: String,
     received_ms: Ms,
     order_key: Option<i64>,
     int_bits: Option<i16>,
+}
+
+/// A row's identity as stored: asset, signal type and Sparkplug identity.
+struct Ident<'a> {
+    site: &'a str,
+    line: &'a str,
+    machine: &'a str,
+    signal_type: &'a str,
+    group: &'a str,
+    edge_node: &'a str,
+    device: Option<&'a str>,
+    metric: &'a str,
+}
+
+/// What the engine needs of a source, found once per source.
+#[derive(Debug)]
+struct Source {
+    machine: MachineId,
+    signal_type: SignalType,
+    /// For `fault.active`: the code of the rule that maps the source today.
+    fault_code: Option<i64>,
+}
+
+/// The distinct sources of the rows read, so that a row costs a few numbers, not eight
+/// strings (a rebuild may read millions).
+struct Sources {
+    domain: Arc<Domain>,
+    index: HashMap<String, u32>,
+    list: Vec<Source>,
+    key: String,
+}
+
+impl Sources {
+    fn new(domain: Arc<Domain>) -> Sources {
+        Sources {
+            domain,
+            index: HashMap::new(),
+            list: Vec::new(),
+            key: String::new(),
+        }
+    }
+
+    /// The source's index; `None` for a signal type this version does not know.
+    fn intern(&mut self, id: &Ident<'_>) -> Option<u32> {
+        self.key.clear();
+        for part in [
+            id.site,
+            id.line,
+            id.machine,
+            id.signal_type,
+            id.group,
+            id.edge_node,
+            id.device.unwrap_or("\u{1}"),
+            id.metric,
+        ] {
+            self.key.push_str(part);
+            self.key.push('\0');
+        }
+        if let Some(&i) = self.index.get(&self.key) {
+            return Some(i);
+        }
+        let signal_type = SignalType::parse(id.signal_type).ok()?;
+        let fault_code = match signal_type {
+            SignalType::FaultActive => self.domain.rules.fault_code_of(&SourceId {
+                group: id.group,
+                edge_node: id.edge_node,
+                device: id.device,
+                metric: id.metric,
+            }),
+            _ => None,
+        };
+        let i = u32::try_from(self.list.len()).ok()?;
+        self.list.push(Source {
+            machine: MachineId::new(id.site, id.line, id.machine),
+            signal_type,
+            fault_code,
+        });
+        self.index.insert(self.key.clone(), i);
+        Some(i)
+    }
 }
 
 /// Reads what the engine needs after a restart; `None` when there is nothing to rebuild
@@ -81,26 +154,36 @@ pub async fn load(settings: &Settings) -> Result<Option<Rebuild>, RebuildError> 
         return Ok(None);
     }
     let started = Instant::now();
+    let mut sources = Sources::new(Arc::clone(&settings.domain));
     let stored = match &settings.database {
-        DatabaseTarget::Postgres(url) => postgres::read(url, span_ms).await?,
+        DatabaseTarget::Postgres(url) => postgres::read(url, span_ms, &mut sources).await?,
         DatabaseTarget::Sqlite(path) => {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || sqlite::read(&path, span_ms))
-                .await
-                .map_err(|e| RebuildError::Config(e.to_string()))??
+            let (stored, back) = tokio::task::spawn_blocking(move || {
+                let r = sqlite::read(&path, span_ms, &mut sources);
+                (r, sources)
+            })
+            .await
+            .map_err(|e| RebuildError::Config(e.to_string()))?;
+            sources = back;
+            stored?
         }
         DatabaseTarget::JsonLines(_) => return Ok(None),
     };
     let mut rows = stored.rows;
-    rows.extend(spooled_rows(&settings.file.database.spool.dir));
+    rows.extend(spooled_rows(
+        &settings.file.database.spool.dir,
+        &mut sources,
+    ));
     if rows.is_empty() {
         return Ok(None);
     }
-    let r = assemble(rows, stored.acks, span_ms, &settings.domain.rules);
+    let r = assemble(rows, stored.acks, span_ms, &sources);
     tracing::info!(
         from = %crate::sink::jsonl::rfc3339(r.from_ms),
         to = %crate::sink::jsonl::rfc3339(r.last_event_ms),
         rows = r.rows,
+        sources = sources.list.len(),
         inputs = r.inputs.len(),
         acknowledgements = r.acks,
         seconds = started.elapsed().as_secs_f64(),
@@ -117,7 +200,7 @@ struct Stored {
 }
 
 /// Telemetry rows still in the spool: what a previous run could not write.
-fn spooled_rows(dir: &std::path::Path) -> Vec<Row> {
+fn spooled_rows(dir: &std::path::Path, sources: &mut Sources) -> Vec<Row> {
     let batches = match sink::spooled_batches(dir) {
         Ok(b) => b,
         Err(e) => {
@@ -134,18 +217,23 @@ fn spooled_rows(dir: &std::path::Path) -> Vec<Row> {
             {
                 continue;
             }
+            let Some(source) = sources.intern(&Ident {
+                site: &g.asset.site_id,
+                line: &g.asset.line_id,
+                machine: &g.asset.machine_id,
+                signal_type: g.signal_type.as_str(),
+                group: &g.source.group,
+                edge_node: &g.source.edge_node,
+                device: g.source.device.as_deref(),
+                metric: &g.source.metric,
+            }) else {
+                continue;
+            };
             rows.push(Row {
-                site: g.asset.site_id.clone(),
-                line: g.asset.line_id.clone(),
-                machine: g.asset.machine_id.clone(),
-                signal_type: g.signal_type.as_str().to_string(),
+                source,
                 time_ms: t.time_ms,
                 value: t.value,
                 quality: t.quality,
-                group: g.source.group.clone(),
-                edge_node: g.source.edge_node.clone(),
-                device: g.source.device.clone(),
-                metric: g.source.metric.clone(),
                 received_ms: t.received_at_ms,
                 order_key: Some(t.order_key()),
                 int_bits: (t.int_bits != 0).then_some(i16::from(t.int_bits)),
@@ -162,45 +250,42 @@ fn assemble(
     rows: Vec<Row>,
     acks: Vec<(FaultInstanceId, Ms, String)>,
     span_ms: Ms,
-    rules: &RuleSet,
+    sources: &Sources,
 ) -> Rebuild {
     let last_event_ms = rows.iter().map(|r| r.time_ms).max().unwrap_or(0);
     let last_received_ms = rows.iter().map(|r| r.received_ms).max().unwrap_or(0);
     let from_ms = last_event_ms.saturating_sub(span_ms);
     let n = rows.len() as u64;
-    let mut seeds: HashMap<(String, String, Option<String>, String, String), Row> = HashMap::new();
+    let mut seeds: HashMap<u32, Row> = HashMap::new();
     let mut keep = Vec::with_capacity(rows.len());
     for r in rows {
         if r.time_ms >= from_ms {
             keep.push(r);
-            continue;
-        }
-        let key = (
-            r.group.clone(),
-            r.edge_node.clone(),
-            r.device.clone(),
-            r.metric.clone(),
-            r.signal_type.clone(),
-        );
-        let newer = seeds
-            .get(&key)
-            .is_none_or(|s| (s.time_ms, s.order_key) < (r.time_ms, r.order_key));
-        if newer {
-            seeds.insert(key, r);
+        } else if seeds
+            .get(&r.source)
+            .is_none_or(|s| (s.time_ms, s.order_key) < (r.time_ms, r.order_key))
+        {
+            seeds.insert(r.source, r);
         }
     }
     keep.extend(seeds.into_values());
-    let mut samples: Vec<StoredSample> = keep.iter().filter_map(|r| sample(r, rules)).collect();
-    samples.sort_by(|a, b| {
-        (a.time_ms, a.order_key, &a.machine)
-            .cmp(&(b.time_ms, b.order_key, &b.machine))
-            .then(a.signal_type.as_str().cmp(b.signal_type.as_str()))
-    });
-    samples.dedup();
-    let mut timed: Vec<(Ms, u64, OeeInput)> = samples
+    keep.sort_by_key(|r| (r.time_ms, r.order_key, r.source));
+    keep.dedup_by_key(|r| (r.time_ms, r.order_key, r.source));
+    let mut timed: Vec<(Ms, u64, OeeInput)> = keep
         .iter()
-        .filter_map(|s| {
-            stored_input(s).map(|i| (s.time_ms, s.order_key.map_or(0, |k| k as u64), i))
+        .filter_map(|r| {
+            let s = sources.list.get(r.source as usize)?;
+            let input = stored_input(&StoredSample {
+                machine: s.machine.clone(),
+                signal_type: s.signal_type.clone(),
+                fault_code: s.fault_code,
+                time_ms: r.time_ms,
+                value: r.value,
+                quality: r.quality,
+                order_key: r.order_key,
+                int_bits: r.int_bits,
+            })?;
+            Some((r.time_ms, r.order_key.map_or(0, |k| k as u64), input))
         })
         .collect();
     let n_acks = acks.len() as u64;
@@ -222,29 +307,6 @@ fn assemble(
         rows: n,
         acks: n_acks,
     }
-}
-
-fn sample(r: &Row, rules: &RuleSet) -> Option<StoredSample> {
-    let signal_type = SignalType::parse(&r.signal_type).ok()?;
-    let fault_code = match signal_type {
-        SignalType::FaultActive => rules.fault_code_of(&SourceId {
-            group: &r.group,
-            edge_node: &r.edge_node,
-            device: r.device.as_deref(),
-            metric: &r.metric,
-        }),
-        _ => None,
-    };
-    Some(StoredSample {
-        machine: MachineId::new(&r.site, &r.line, &r.machine),
-        signal_type,
-        fault_code,
-        time_ms: r.time_ms,
-        value: r.value,
-        quality: r.quality,
-        order_key: r.order_key,
-        int_bits: r.int_bits,
-    })
 }
 
 fn epoch_ms(t: SystemTime) -> Ms {
@@ -274,14 +336,18 @@ mod postgres {
     /// Rows read per round trip.
     const CHUNK: i32 = 20_000;
 
-    pub(super) async fn read(url: &str, span_ms: Ms) -> Result<Stored, RebuildError> {
+    pub(super) async fn read(
+        url: &str,
+        span_ms: Ms,
+        sources: &mut Sources,
+    ) -> Result<Stored, RebuildError> {
         let mut config = Config::from_str(url).map_err(|e| RebuildError::Config(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
         let (mut client, conn) = config.connect(NoTls).await?;
         let conn = tokio::spawn(conn);
-        let r = read_with(&mut client, span_ms).await;
+        let r = read_with(&mut client, span_ms, sources).await;
         drop(client);
         let _ = conn.await;
         r
@@ -290,6 +356,7 @@ mod postgres {
     async fn read_with(
         c: &mut tokio_postgres::Client,
         span_ms: Ms,
+        sources: &mut Sources,
     ) -> Result<Stored, RebuildError> {
         let empty = Stored {
             rows: Vec::new(),
@@ -358,18 +425,23 @@ mod postgres {
             let chunk = tx.query_portal(&portal, CHUNK).await?;
             let done = chunk.len() < CHUNK as usize;
             for r in chunk {
-                rows.push(Row {
+                let Some(source) = sources.intern(&Ident {
                     site: r.get(0),
                     line: r.get(1),
                     machine: r.get(2),
                     signal_type: r.get(3),
-                    time_ms: epoch_ms(r.get(4)),
-                    value: r.get(5),
-                    quality: r.get(6),
                     group: r.get(7),
                     edge_node: r.get(8),
                     device: r.get(9),
                     metric: r.get(10),
+                }) else {
+                    continue;
+                };
+                rows.push(Row {
+                    source,
+                    time_ms: epoch_ms(r.get(4)),
+                    value: r.get(5),
+                    quality: r.get(6),
                     received_ms: epoch_ms(r.get(11)),
                     order_key: r.get(12),
                     int_bits: r.get(13),
@@ -407,7 +479,11 @@ mod sqlite {
     use super::*;
     use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-    pub(super) fn read(path: &std::path::Path, span_ms: Ms) -> Result<Stored, RebuildError> {
+    pub(super) fn read(
+        path: &std::path::Path,
+        span_ms: Ms,
+        sources: &mut Sources,
+    ) -> Result<Stored, RebuildError> {
         let err = |e: rusqlite::Error| RebuildError::Sqlite {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -459,28 +535,42 @@ mod sqlite {
                  AND machine_id <> ''"
             ))
             .map_err(err)?;
-        let rows = st
-            .query_map([last.saturating_sub(span_ms.saturating_mul(2))], |r| {
-                Ok(Row {
-                    site: r.get(0)?,
-                    line: r.get(1)?,
-                    machine: r.get(2)?,
-                    signal_type: r.get(3)?,
-                    time_ms: r.get(4)?,
-                    value: r.get(5)?,
-                    quality: r.get(6)?,
-                    group: r.get(7)?,
-                    edge_node: r.get(8)?,
-                    device: r.get(9)?,
-                    metric: r.get(10)?,
-                    received_ms: r.get(11)?,
-                    order_key: r.get(12)?,
-                    int_bits: r.get(13)?,
-                })
-            })
-            .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
+        let mut rows = Vec::new();
+        let mut q = st
+            .query([last.saturating_sub(span_ms.saturating_mul(2))])
             .map_err(err)?;
+        while let Some(r) = q.next().map_err(err)? {
+            let text = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok());
+            let (Some(site), Some(line), Some(machine), Some(signal_type)) =
+                (text(0), text(1), text(2), text(3))
+            else {
+                continue;
+            };
+            let (Some(group), Some(edge_node), Some(metric)) = (text(7), text(8), text(10)) else {
+                continue;
+            };
+            let Some(source) = sources.intern(&Ident {
+                site,
+                line,
+                machine,
+                signal_type,
+                group,
+                edge_node,
+                device: text(9),
+                metric,
+            }) else {
+                continue;
+            };
+            rows.push(Row {
+                source,
+                time_ms: r.get(4).map_err(err)?,
+                value: r.get(5).map_err(err)?,
+                quality: r.get(6).map_err(err)?,
+                received_ms: r.get(11).map_err(err)?,
+                order_key: r.get(12).map_err(err)?,
+                int_bits: r.get(13).map_err(err)?,
+            });
+        }
         let mut st = c
             .prepare(
                 "SELECT fault_id, acknowledged_at, acknowledged_by FROM faults \
@@ -515,8 +605,14 @@ mod tests {
 
     const H: Ms = 3_600_000;
 
-    fn no_rules() -> RuleSet {
-        RuleSet::compile(&Default::default()).unwrap()
+    fn no_rules() -> Sources {
+        let domain = oee_core::config::build_domain(
+            &Default::default(),
+            &Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        Sources::new(Arc::new(domain))
     }
     const T: Ms = 1_767_254_400_000;
 
@@ -584,9 +680,11 @@ mod tests {
         .unwrap();
         drop(w);
 
-        let stored = sqlite::read(&path, 2 * H).unwrap();
+        let mut sources = no_rules();
+        let stored = sqlite::read(&path, 2 * H, &mut sources).unwrap();
         assert_eq!(stored.rows.len(), 6, "OEE signals only: {:?}", stored.rows);
-        let r = assemble(stored.rows, stored.acks, 2 * H, &no_rules());
+        assert_eq!(sources.list.len(), 2, "{:?}", sources.list);
+        let r = assemble(stored.rows, stored.acks, 2 * H, &sources);
         assert_eq!((r.from_ms, r.last_event_ms), (T - 2 * H, T));
         assert_eq!(r.last_received_ms, T + 20);
         let m1 = MachineId::new("S1", "L1", "M1");
@@ -619,7 +717,7 @@ mod tests {
     #[test]
     fn a_missing_database_has_nothing_to_rebuild() {
         let dir = tempfile::tempdir().unwrap();
-        let stored = sqlite::read(&dir.path().join("none.db"), H).unwrap();
+        let stored = sqlite::read(&dir.path().join("none.db"), H, &mut no_rules()).unwrap();
         assert!(stored.rows.is_empty() && stored.acks.is_empty());
     }
 }

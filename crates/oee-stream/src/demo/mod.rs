@@ -31,6 +31,10 @@ pub fn demo_settings(
             "OEE_DATABASE__SPOOL__DIR",
             dir.join("spool").display().to_string(),
         ),
+        // Each demo run starts its plant at the wall clock (or --start), while the previous
+        // run's simulated time ran ahead of it: an engine rebuilt from that run would find the
+        // new run's data hours too late and drop it.
+        ("OEE_OEE__REBUILD_S", "0".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -43,6 +47,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_demo_does_not_rebuild_from_an_earlier_run() {
+        let s = demo_settings(1883, 9100, Path::new("/tmp/x")).unwrap();
+        assert_eq!(s.domain.oee.rebuild_s, 0);
+    }
 
     #[test]
     fn the_demo_configuration_loads() {
