@@ -712,19 +712,25 @@ impl OeeTask {
     }
 
     /// Restores the engine, the fault instances and the live view after a restart from what
-    /// the previous run stored ([`crate::rebuild`]): feeds `r.inputs` (sorted by time), moves
-    /// the watermark to where the previous run's clock was when it stopped, and marks every
+    /// the previous run stored ([`crate::rebuild::Rebuild`]): feeds `inputs` (sorted by time),
+    /// moves the watermark to where the previous run's clock was when it stopped (its newest
+    /// receive time, `last_received_ms`), and marks every
     /// machine unknown from then on (nothing was received while the service was down; new
     /// births end it). What this emits is dropped: the previous run wrote it. Later windows,
     /// and revisions of these by data that arrives now, are written as usual.
-    pub fn rebuild(&mut self, r: &crate::rebuild::Rebuild) {
-        for input in &r.inputs {
-            self.input(input);
+    pub fn rebuild(
+        &mut self,
+        inputs: impl IntoIterator<Item = OeeInput>,
+        last_event_ms: Ms,
+        last_received_ms: Ms,
+    ) {
+        for input in inputs {
+            self.input(&input);
         }
         if self.replay_clocks.is_none() {
-            self.follow_clock(r.last_received_ms);
+            self.follow_clock(last_received_ms);
         }
-        let gap_from = r.last_event_ms.max(r.last_received_ms) + 1;
+        let gap_from = last_event_ms.max(last_received_ms) + 1;
         let machines: Vec<MachineId> = self.machines.keys().cloned().collect();
         for machine in machines {
             self.input(&OeeInput::Offline {
@@ -1415,21 +1421,16 @@ mod tests {
             .unwrap();
 
         // The next run, rebuilt from the stored row and the `faults` row's acknowledgement.
-        let rebuild = crate::rebuild::Rebuild {
-            inputs: vec![
-                stored_input(&stored(&fault, t)).unwrap(),
-                OeeInput::Ack {
-                    instance: id,
-                    who: Arc::from("Ada"),
-                    ts_ms: acked.row.acknowledged_ms.unwrap(),
-                },
-            ],
-            last_event_ms: fault.timestamp_ms,
-            last_received_ms: fault.timestamp_ms + 10_000,
-            ..Default::default()
-        };
+        let inputs = vec![
+            stored_input(&stored(&fault, t)).unwrap(),
+            OeeInput::Ack {
+                instance: id,
+                who: Arc::from("Ada"),
+                ts_ms: acked.row.acknowledged_ms.unwrap(),
+            },
+        ];
         let mut next = task();
-        next.rebuild(&rebuild);
+        next.rebuild(inputs, fault.timestamp_ms, fault.timestamp_ms + 10_000);
         assert!(next.out.is_empty(), "a rebuild writes nothing again");
         let inst = next
             .engine

@@ -432,7 +432,7 @@ fn start_core(
     .with_timing(timing, n)
     .with_max_nodes(sp.max_nodes as usize);
     if let Some(r) = rebuild {
-        task.rebuild(r);
+        task.rebuild(r.inputs(), r.last_event_ms, r.last_received_ms);
     }
     let oee = tokio::spawn(task.run(oee_rx, ack_rx));
     let mut senders = Vec::with_capacity(n);

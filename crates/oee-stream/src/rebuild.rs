@@ -26,21 +26,57 @@ use crate::calculate::{OEE_SIGNAL_TYPES, StoredSample, stored_input};
 use crate::settings::{DatabaseTarget, Settings};
 use crate::sink::{self, Record};
 
-/// What the engine is rebuilt from.
+/// What the engine is rebuilt from: the rows kept (sorted), their sources and the
+/// acknowledgements. [`Rebuild::inputs`] turns them into engine inputs one at a time, so a
+/// rebuild of millions of rows holds them as a few numbers each, never as inputs.
 #[derive(Debug, Default)]
 pub struct Rebuild {
-    /// Engine inputs sorted by time (and tie-break).
-    pub inputs: Vec<OeeInput>,
+    rows: Vec<Row>,
+    sources: Vec<Source>,
+    /// `(time, Ack)`, sorted.
+    acks: Vec<(Ms, OeeInput)>,
     /// The newest stored OEE sample's event time.
     pub last_event_ms: Ms,
     /// When the previous run received its newest stored OEE sample (its clock at the end).
     pub last_received_ms: Ms,
-    /// Start of the rebuild range (seeds before it are the newest row of each source).
+    /// Start of the rebuild range (before it, the newest row of each source only).
     pub from_ms: Ms,
     /// Rows read (database and spool).
-    pub rows: u64,
-    /// Acknowledgements restored.
-    pub acks: u64,
+    pub read: u64,
+}
+
+impl Rebuild {
+    /// The engine inputs in event-time order; at one time by tie-break, acknowledgements
+    /// last.
+    pub fn inputs(&self) -> impl Iterator<Item = OeeInput> + '_ {
+        let mut rows = self.rows.iter().filter_map(|r| self.input(r)).peekable();
+        let mut acks = self.acks.iter().peekable();
+        std::iter::from_fn(move || match (rows.peek(), acks.peek()) {
+            (Some((ts, _)), Some((ack_ts, _))) if ack_ts < ts => acks.next().map(|a| a.1.clone()),
+            (Some(_), _) => rows.next().map(|r| r.1),
+            (None, _) => acks.next().map(|a| a.1.clone()),
+        })
+    }
+
+    fn input(&self, r: &Row) -> Option<(Ms, OeeInput)> {
+        let s = self.sources.get(r.source as usize)?;
+        let input = stored_input(&StoredSample {
+            machine: s.machine.clone(),
+            signal_type: s.signal_type.clone(),
+            fault_code: s.fault_code,
+            time_ms: r.time_ms,
+            value: r.value,
+            quality: r.quality,
+            order_key: r.order_key,
+            int_bits: r.int_bits,
+        })?;
+        Some((r.time_ms, input))
+    }
+
+    /// Rows kept (the range and one seed per source).
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +123,7 @@ struct Source {
 }
 
 /// The distinct sources of the rows read, so that a row costs a few numbers, not eight
-/// strings (a rebuild may read millions).
+/// strings.
 struct Sources {
     domain: Arc<Domain>,
     index: HashMap<String, u32>,
@@ -145,6 +181,79 @@ impl Sources {
     }
 }
 
+/// Rows as they are read: every row of the range `[last − span, …]` is kept, and before it only
+/// the newest row of each source (its value when the range begins), so memory follows the
+/// range, not the twice as long read.
+struct Collect {
+    from_ms: Ms,
+    rows: Vec<Row>,
+    seeds: HashMap<u32, Row>,
+    last_event_ms: Ms,
+    last_received_ms: Ms,
+    read: u64,
+}
+
+impl Collect {
+    fn new(last_ms: Ms, span_ms: Ms) -> Collect {
+        Collect {
+            from_ms: last_ms.saturating_sub(span_ms),
+            rows: Vec::new(),
+            seeds: HashMap::new(),
+            last_event_ms: Ms::MIN,
+            last_received_ms: Ms::MIN,
+            read: 0,
+        }
+    }
+
+    fn push(&mut self, r: Row) {
+        self.read += 1;
+        self.last_event_ms = self.last_event_ms.max(r.time_ms);
+        self.last_received_ms = self.last_received_ms.max(r.received_ms);
+        if r.time_ms >= self.from_ms {
+            self.rows.push(r);
+        } else if self
+            .seeds
+            .get(&r.source)
+            .is_none_or(|s| (s.time_ms, s.order_key) < (r.time_ms, r.order_key))
+        {
+            self.seeds.insert(r.source, r);
+        }
+    }
+
+    /// Sorted by time and tie-break; rows found twice (in the database and in the spool)
+    /// count once.
+    fn finish(self, sources: Sources, acks: Vec<(FaultInstanceId, Ms, String)>) -> Rebuild {
+        let mut rows = self.rows;
+        rows.extend(self.seeds.into_values());
+        rows.sort_by_key(|r| (r.time_ms, r.order_key, r.source));
+        rows.dedup_by_key(|r| (r.time_ms, r.order_key, r.source));
+        let mut acks: Vec<(Ms, OeeInput)> = acks
+            .into_iter()
+            .map(|(instance, ts_ms, who)| {
+                let who = Arc::from(who.as_str());
+                (
+                    ts_ms,
+                    OeeInput::Ack {
+                        instance,
+                        who,
+                        ts_ms,
+                    },
+                )
+            })
+            .collect();
+        acks.sort_by_key(|a| a.0);
+        Rebuild {
+            rows,
+            sources: sources.list,
+            acks,
+            last_event_ms: self.last_event_ms,
+            last_received_ms: self.last_received_ms,
+            from_ms: self.from_ms,
+            read: self.read,
+        }
+    }
+}
+
 /// Reads what the engine needs after a restart; `None` when there is nothing to rebuild
 /// (`oee.rebuild_s: 0`, a JSON-lines sink, an empty or new database).
 pub async fn load(settings: &Settings) -> Result<Option<Rebuild>, RebuildError> {
@@ -155,49 +264,68 @@ pub async fn load(settings: &Settings) -> Result<Option<Rebuild>, RebuildError> 
     }
     let started = Instant::now();
     let mut sources = Sources::new(Arc::clone(&settings.domain));
-    let stored = match &settings.database {
-        DatabaseTarget::Postgres(url) => postgres::read(url, span_ms, &mut sources).await?,
+    let spooled = spooled_rows(&settings.file.database.spool.dir, &mut sources);
+    let read = Read {
+        span_ms,
+        spool_last_ms: spooled.iter().map(|r| r.time_ms).max(),
+        spooled,
+    };
+    let found = match &settings.database {
+        DatabaseTarget::Postgres(url) => postgres::read(url, read, &mut sources).await?,
         DatabaseTarget::Sqlite(path) => {
             let path = path.clone();
-            let (stored, back) = tokio::task::spawn_blocking(move || {
-                let r = sqlite::read(&path, span_ms, &mut sources);
+            let (found, back) = tokio::task::spawn_blocking(move || {
+                let r = sqlite::read(&path, read, &mut sources);
                 (r, sources)
             })
             .await
             .map_err(|e| RebuildError::Config(e.to_string()))?;
             sources = back;
-            stored?
+            found?
         }
         DatabaseTarget::JsonLines(_) => return Ok(None),
     };
-    let mut rows = stored.rows;
-    rows.extend(spooled_rows(
-        &settings.file.database.spool.dir,
-        &mut sources,
-    ));
-    if rows.is_empty() {
+    let Some((collect, acks)) = found else {
         return Ok(None);
-    }
-    let r = assemble(rows, stored.acks, span_ms, &sources);
+    };
+    let n_sources = sources.list.len();
+    let n_acks = acks.len();
+    let r = collect.finish(sources, acks);
     tracing::info!(
         from = %crate::sink::jsonl::rfc3339(r.from_ms),
         to = %crate::sink::jsonl::rfc3339(r.last_event_ms),
-        rows = r.rows,
-        sources = sources.list.len(),
-        inputs = r.inputs.len(),
-        acknowledgements = r.acks,
+        read = r.read,
+        kept = r.rows(),
+        sources = n_sources,
+        acknowledgements = n_acks,
         seconds = started.elapsed().as_secs_f64(),
         "OEE state rebuilt from stored telemetry"
     );
     Ok(Some(r))
 }
 
-/// What a database gave: rows from `seed_from` on (unfiltered: [`assemble`] picks the seeds)
-/// and the acknowledgements of instances that may still be open.
-struct Stored {
-    rows: Vec<Row>,
-    acks: Vec<(FaultInstanceId, Ms, String)>,
+/// What a reader needs besides its database.
+struct Read {
+    span_ms: Ms,
+    /// The spool's rows (read first: their newest time may be the newest of all).
+    spooled: Vec<Row>,
+    spool_last_ms: Option<Ms>,
 }
+
+impl Read {
+    /// The collector for a database whose newest OEE sample is `db_last_ms`; `None` when
+    /// neither it nor the spool has any.
+    fn collect(self, db_last_ms: Option<Ms>) -> Option<Collect> {
+        let last = db_last_ms.max(self.spool_last_ms)?;
+        let mut c = Collect::new(last, self.span_ms);
+        for r in self.spooled {
+            c.push(r);
+        }
+        Some(c)
+    }
+}
+
+type Found = Option<(Collect, Vec<(FaultInstanceId, Ms, String)>)>;
 
 /// Telemetry rows still in the spool: what a previous run could not write.
 fn spooled_rows(dir: &std::path::Path, sources: &mut Sources) -> Vec<Row> {
@@ -243,72 +371,6 @@ fn spooled_rows(dir: &std::path::Path, sources: &mut Sources) -> Vec<Row> {
     rows
 }
 
-/// Turns stored rows into sorted engine inputs: every row from `last − span` on, and before it
-/// only the newest row of each source (its value when the range begins). Rows found twice (in
-/// the database and in the spool) count once.
-fn assemble(
-    rows: Vec<Row>,
-    acks: Vec<(FaultInstanceId, Ms, String)>,
-    span_ms: Ms,
-    sources: &Sources,
-) -> Rebuild {
-    let last_event_ms = rows.iter().map(|r| r.time_ms).max().unwrap_or(0);
-    let last_received_ms = rows.iter().map(|r| r.received_ms).max().unwrap_or(0);
-    let from_ms = last_event_ms.saturating_sub(span_ms);
-    let n = rows.len() as u64;
-    let mut seeds: HashMap<u32, Row> = HashMap::new();
-    let mut keep = Vec::with_capacity(rows.len());
-    for r in rows {
-        if r.time_ms >= from_ms {
-            keep.push(r);
-        } else if seeds
-            .get(&r.source)
-            .is_none_or(|s| (s.time_ms, s.order_key) < (r.time_ms, r.order_key))
-        {
-            seeds.insert(r.source, r);
-        }
-    }
-    keep.extend(seeds.into_values());
-    keep.sort_by_key(|r| (r.time_ms, r.order_key, r.source));
-    keep.dedup_by_key(|r| (r.time_ms, r.order_key, r.source));
-    let mut timed: Vec<(Ms, u64, OeeInput)> = keep
-        .iter()
-        .filter_map(|r| {
-            let s = sources.list.get(r.source as usize)?;
-            let input = stored_input(&StoredSample {
-                machine: s.machine.clone(),
-                signal_type: s.signal_type.clone(),
-                fault_code: s.fault_code,
-                time_ms: r.time_ms,
-                value: r.value,
-                quality: r.quality,
-                order_key: r.order_key,
-                int_bits: r.int_bits,
-            })?;
-            Some((r.time_ms, r.order_key.map_or(0, |k| k as u64), input))
-        })
-        .collect();
-    let n_acks = acks.len() as u64;
-    for (instance, ts_ms, who) in acks {
-        let input = OeeInput::Ack {
-            instance,
-            who: Arc::from(who.as_str()),
-            ts_ms,
-        };
-        timed.push((ts_ms, u64::MAX, input));
-    }
-    // Stable: inputs of one time keep their tie-break order; acknowledgements come last.
-    timed.sort_by_key(|(ts, tie, _)| (*ts, *tie));
-    Rebuild {
-        inputs: timed.into_iter().map(|(_, _, i)| i).collect(),
-        last_event_ms,
-        last_received_ms,
-        from_ms,
-        rows: n,
-        acks: n_acks,
-    }
-}
-
 fn epoch_ms(t: SystemTime) -> Ms {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as Ms,
@@ -329,6 +391,13 @@ fn instance_id(s: &str) -> Option<FaultInstanceId> {
     u64::from_str_radix(s, 16).ok().map(FaultInstanceId)
 }
 
+/// A progress line every million rows read.
+fn note_progress(read: u64) {
+    if read > 0 && read.is_multiple_of(1_000_000) {
+        tracing::info!(rows = read, "rebuilding OEE state: reading telemetry");
+    }
+}
+
 mod postgres {
     use super::*;
     use tokio_postgres::{Config, NoTls};
@@ -338,16 +407,16 @@ mod postgres {
 
     pub(super) async fn read(
         url: &str,
-        span_ms: Ms,
+        read: Read,
         sources: &mut Sources,
-    ) -> Result<Stored, RebuildError> {
+    ) -> Result<Found, RebuildError> {
         let mut config = Config::from_str(url).map_err(|e| RebuildError::Config(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
         let (mut client, conn) = config.connect(NoTls).await?;
         let conn = tokio::spawn(conn);
-        let r = read_with(&mut client, span_ms, sources).await;
+        let r = read_with(&mut client, read, sources).await;
         drop(client);
         let _ = conn.await;
         r
@@ -355,13 +424,9 @@ mod postgres {
 
     async fn read_with(
         c: &mut tokio_postgres::Client,
-        span_ms: Ms,
+        read: Read,
         sources: &mut Sources,
-    ) -> Result<Stored, RebuildError> {
-        let empty = Stored {
-            rows: Vec::new(),
-            acks: Vec::new(),
-        };
+    ) -> Result<Found, RebuildError> {
         let exists: bool = c
             .query_one(
                 "SELECT to_regclass('telemetry') IS NOT NULL AND to_regclass('faults') IS NOT NULL",
@@ -370,7 +435,7 @@ mod postgres {
             .await?
             .get(0);
         if !exists {
-            return Ok(empty);
+            return Ok(read.collect(None).map(|c| (c, Vec::new())));
         }
         // Schema version 1 has no order_key / int_bits (the sink migrates after this).
         let v2: bool = c
@@ -403,10 +468,11 @@ mod postgres {
         if last.is_none() {
             last = c.query_one(newest, &[&types, &at(0)]).await?.get(0);
         }
-        let Some(last) = last else {
-            return Ok(empty);
+        let span_ms = read.span_ms;
+        let Some(mut collect) = read.collect(last.map(epoch_ms)) else {
+            return Ok(None);
         };
-        let seed_from = at(epoch_ms(last).saturating_sub(span_ms.saturating_mul(2)));
+        let seed_from = at(collect.from_ms.saturating_sub(span_ms));
         let (order, bits) = if v2 {
             ("order_key", "int_bits")
         } else {
@@ -419,8 +485,6 @@ mod postgres {
         );
         let tx = c.transaction().await?;
         let portal = tx.bind(sql.as_str(), &[&seed_from, &types]).await?;
-        let mut rows = Vec::new();
-        let mut next_note = 1_000_000;
         loop {
             let chunk = tx.query_portal(&portal, CHUNK).await?;
             let done = chunk.len() < CHUNK as usize;
@@ -437,7 +501,7 @@ mod postgres {
                 }) else {
                     continue;
                 };
-                rows.push(Row {
+                collect.push(Row {
                     source,
                     time_ms: epoch_ms(r.get(4)),
                     value: r.get(5),
@@ -446,22 +510,18 @@ mod postgres {
                     order_key: r.get(12),
                     int_bits: r.get(13),
                 });
-            }
-            if rows.len() >= next_note {
-                tracing::info!(rows = rows.len(), "rebuilding OEE state: reading telemetry");
-                next_note += 1_000_000;
+                note_progress(collect.read);
             }
             if done {
                 break;
             }
         }
         tx.commit().await?;
-        let from = at(epoch_ms(last).saturating_sub(span_ms));
         let acks = c
             .query(
                 "SELECT fault_id, acknowledged_at, acknowledged_by FROM faults \
                  WHERE acknowledged_at IS NOT NULL AND (resolved_at IS NULL OR resolved_at >= $1)",
-                &[&from],
+                &[&at(collect.from_ms)],
             )
             .await?
             .iter()
@@ -471,7 +531,7 @@ mod postgres {
                 Some((id, epoch_ms(r.get(1)), who.unwrap_or_default()))
             })
             .collect();
-        Ok(Stored { rows, acks })
+        Ok(Some((collect, acks)))
     }
 }
 
@@ -481,26 +541,22 @@ mod sqlite {
 
     pub(super) fn read(
         path: &std::path::Path,
-        span_ms: Ms,
+        read: Read,
         sources: &mut Sources,
-    ) -> Result<Stored, RebuildError> {
+    ) -> Result<Found, RebuildError> {
         let err = |e: rusqlite::Error| RebuildError::Sqlite {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        let empty = Stored {
-            rows: Vec::new(),
-            acks: Vec::new(),
-        };
         if !path.exists() {
-            return Ok(empty);
+            return Ok(read.collect(None).map(|c| (c, Vec::new())));
         }
         let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(err)?;
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
         if version < 1 {
-            return Ok(empty);
+            return Ok(read.collect(None).map(|c| (c, Vec::new())));
         }
         let types = OEE_SIGNAL_TYPES
             .iter()
@@ -519,8 +575,9 @@ mod sqlite {
             .optional()
             .map_err(err)?
             .flatten();
-        let Some(last) = last else {
-            return Ok(empty);
+        let span_ms = read.span_ms;
+        let Some(mut collect) = read.collect(last) else {
+            return Ok(None);
         };
         let (order, bits) = if version >= 2 {
             ("order_key", "int_bits")
@@ -535,9 +592,8 @@ mod sqlite {
                  AND machine_id <> ''"
             ))
             .map_err(err)?;
-        let mut rows = Vec::new();
         let mut q = st
-            .query([last.saturating_sub(span_ms.saturating_mul(2))])
+            .query([collect.from_ms.saturating_sub(span_ms)])
             .map_err(err)?;
         while let Some(r) = q.next().map_err(err)? {
             let text = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok());
@@ -561,7 +617,7 @@ mod sqlite {
             }) else {
                 continue;
             };
-            rows.push(Row {
+            collect.push(Row {
                 source,
                 time_ms: r.get(4).map_err(err)?,
                 value: r.get(5).map_err(err)?,
@@ -570,6 +626,7 @@ mod sqlite {
                 order_key: r.get(12).map_err(err)?,
                 int_bits: r.get(13).map_err(err)?,
             });
+            note_progress(collect.read);
         }
         let mut st = c
             .prepare(
@@ -578,7 +635,7 @@ mod sqlite {
             )
             .map_err(err)?;
         let acks = st
-            .query_map([last.saturating_sub(span_ms)], |r| {
+            .query_map([collect.from_ms], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, Ms>(1)?,
@@ -589,7 +646,7 @@ mod sqlite {
             .filter_map(|r| r.ok())
             .filter_map(|(id, at, who)| Some((instance_id(&id)?, at, who.unwrap_or_default())))
             .collect();
-        Ok(Stored { rows, acks })
+        Ok(Some((collect, acks)))
     }
 }
 
@@ -604,6 +661,14 @@ mod tests {
     use crate::sink::{Batch, BatchId, TelemetryRow};
 
     const H: Ms = 3_600_000;
+
+    fn read(span_ms: Ms) -> Read {
+        Read {
+            span_ms,
+            spooled: Vec::new(),
+            spool_last_ms: None,
+        }
+    }
 
     fn no_rules() -> Sources {
         let domain = oee_core::config::build_domain(
@@ -681,10 +746,12 @@ mod tests {
         drop(w);
 
         let mut sources = no_rules();
-        let stored = sqlite::read(&path, 2 * H, &mut sources).unwrap();
-        assert_eq!(stored.rows.len(), 6, "OEE signals only: {:?}", stored.rows);
+        let (collect, acks) = sqlite::read(&path, read(2 * H), &mut sources)
+            .unwrap()
+            .unwrap();
+        assert_eq!(collect.read, 6, "OEE signals only");
         assert_eq!(sources.list.len(), 2, "{:?}", sources.list);
-        let r = assemble(stored.rows, stored.acks, 2 * H, &sources);
+        let r = collect.finish(sources, acks);
         assert_eq!((r.from_ms, r.last_event_ms), (T - 2 * H, T));
         assert_eq!(r.last_received_ms, T + 20);
         let m1 = MachineId::new("S1", "L1", "M1");
@@ -699,7 +766,7 @@ mod tests {
             session: 2,
         };
         assert_eq!(
-            r.inputs,
+            r.inputs().collect::<Vec<_>>(),
             vec![
                 counter(T - 5 * H / 2, 150, 2),
                 OeeInput::State {
@@ -717,7 +784,60 @@ mod tests {
     #[test]
     fn a_missing_database_has_nothing_to_rebuild() {
         let dir = tempfile::tempdir().unwrap();
-        let stored = sqlite::read(&dir.path().join("none.db"), H, &mut no_rules()).unwrap();
-        assert!(stored.rows.is_empty() && stored.acks.is_empty());
+        let found = sqlite::read(&dir.path().join("none.db"), read(H), &mut no_rules()).unwrap();
+        assert!(found.is_none());
+    }
+
+    /// An acknowledgement goes between the inputs by its time, after those of the same time.
+    #[test]
+    fn acknowledgements_merge_into_the_inputs_by_time() {
+        let mut sources = no_rules();
+        let fault = Ident {
+            site: "S1",
+            line: "L1",
+            machine: "M1",
+            signal_type: "fault.code",
+            group: "G",
+            edge_node: "E",
+            device: Some("M1"),
+            metric: "Fault/Code",
+        };
+        let source = sources.intern(&fault).unwrap();
+        assert_eq!(
+            sources.intern(&fault),
+            Some(source),
+            "one source, interned once"
+        );
+        let mut c = Collect::new(T, H);
+        for (t, code) in [(T - 2_000, 7.0), (T - 1_000, 0.0), (T, 7.0)] {
+            c.push(Row {
+                source,
+                time_ms: t,
+                value: Some(code),
+                quality: 192,
+                received_ms: t,
+                order_key: Some(1),
+                int_bits: Some(32),
+            });
+        }
+        let id = FaultInstanceId(0xabc);
+        let r = c.finish(sources, vec![(id, T - 1_000, "Ada".into())]);
+        let times: Vec<(Ms, bool)> = r
+            .inputs()
+            .map(|i| match i {
+                OeeInput::FaultCode { ts_ms, .. } => (ts_ms, false),
+                OeeInput::Ack { ts_ms, .. } => (ts_ms, true),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            times,
+            [
+                (T - 2_000, false),
+                (T - 1_000, false),
+                (T - 1_000, true),
+                (T, false)
+            ]
+        );
     }
 }
