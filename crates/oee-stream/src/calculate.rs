@@ -239,17 +239,6 @@ fn sample_input(
     })
 }
 
-/// The signal types the OEE engine reads, as stored in `telemetry.signal_type`.
-pub const OEE_SIGNAL_TYPES: [&str; 7] = [
-    "counter.total",
-    "counter.good",
-    "counter.reject",
-    "state.running",
-    "state.code",
-    "fault.active",
-    "fault.code",
-];
-
 /// A `telemetry` row read back to rebuild the engine after a restart ([`crate::rebuild`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSample {

@@ -22,7 +22,10 @@ use oee_core::normalize::{SignalType, SourceId};
 use oee_core::types::{MachineId, Ms};
 use oee_core::windows::OeeInput;
 
-use crate::calculate::{OEE_SIGNAL_TYPES, StoredSample, stored_input};
+use crate::calculate::{StoredSample, stored_input};
+
+/// The signal types the OEE engine reads (`telemetry.signal_type`): the canonical ones.
+const OEE_SIGNAL_TYPES: &[&str] = oee_core::normalize::rules::CANONICAL_SIGNAL_TYPES;
 use crate::settings::{DatabaseTarget, Settings};
 use crate::sink::{self, Record};
 
