@@ -380,3 +380,64 @@ async fn the_runtime_role_writes_every_table_but_cannot_change_the_schema() {
         tel_before
     );
 }
+
+/// A database still at schema version 1 (no `order_key`/`int_bits`; the start-up rebuild runs
+/// before the sink migrates) is read back all the same: its OEE rows rebuild the engine,
+/// ordered by time, counters with 64-bit rollover; other signals are not read.
+#[tokio::test]
+async fn the_rebuild_reads_a_database_still_at_schema_version_1() {
+    let db = TestDb::create("rebuildv1").await;
+    let c = db.client().await;
+    c.batch_execute(oee_stream::sink::postgres::schema::MIGRATIONS[0].2)
+        .await
+        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, \
+         applied_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO schema_migrations (version, name) VALUES (1, 'tables'); \
+         INSERT INTO telemetry (time, site_id, line_id, machine_id, signal_type, value, quality, \
+           sp_group, sp_edge_node, sp_device, sp_metric, received_at) VALUES \
+         ('2026-11-28 08:00:00+00', 'S', 'L', 'M', 'counter.total', 10, 192, 'G', 'E', 'D', 'Total', '2026-11-28 08:00:00.05+00'), \
+         ('2026-11-28 08:00:01+00', 'S', 'L', 'M', 'state.running', 1, 192, 'G', 'E', 'D', 'Running', '2026-11-28 08:00:01.05+00'), \
+         ('2026-11-28 08:00:02+00', 'S', 'L', 'M', 'temperature', 70, 192, 'G', 'E', 'D', 'Temp', '2026-11-28 08:00:02.05+00'), \
+         ('2026-11-28 08:00:03+00', 'S', 'L', 'M', 'counter.total', 12, 192, 'G', 'E', 'D', 'Total', '2026-11-28 08:00:03.05+00')",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(&db.url, &dir.path().join("spool"), "copy");
+    let r = oee_stream::rebuild::load(&s)
+        .await
+        .unwrap()
+        .expect("rows to rebuild from");
+    assert_eq!((r.read, r.rows()), (3, 3));
+    assert_eq!(r.last_event_ms, 1_795_852_803_000);
+    assert_eq!(r.last_received_ms, 1_795_852_803_050);
+    let inputs: Vec<_> = r.inputs().collect();
+    use oee_core::windows::OeeInput;
+    assert!(
+        matches!(
+            inputs.as_slice(),
+            [
+                OeeInput::Counter {
+                    value: 10,
+                    bits: 64,
+                    seq: 0,
+                    ..
+                },
+                OeeInput::State { .. },
+                OeeInput::Counter { value: 12, .. },
+            ]
+        ),
+        "{inputs:?}"
+    );
+    // The sink's start then brings the schema to version 2.
+    let sink = start(&s).await.unwrap();
+    sink.shutdown().await.unwrap();
+    let v: i64 = c
+        .query_one("SELECT max(version)::bigint FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 2);
+}
