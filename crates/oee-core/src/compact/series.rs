@@ -1,7 +1,8 @@
 //! One counter's samples, sorted, in blocks of up to [`BLOCK`]: each block keeps its first and
 //! last sample in full and the rest as varint deltas from the sample before (time, tie-break and
 //! value; width and session only when they change). A sample of a machine reporting every few
-//! seconds takes ~5 bytes instead of 40 plus the slack of a growing `Vec`.
+//! seconds takes a few bytes (its deltas, plus its share of the block) instead of 40 plus the
+//! slack of a growing `Vec`.
 //!
 //! Appending (the usual case) encodes one delta; a late sample decodes its block, is inserted
 //! and the block is re-encoded (split in two when full).
