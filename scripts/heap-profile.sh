@@ -61,7 +61,10 @@ done
 "$BIN" simulate --broker "mqtt://127.0.0.1:$MQTT_PORT" --rate "$RATE" --nodes "$NODES" \
     --devices-per-node "$DEVICES" --for "${DURATION}s" 2>"$OUT/simulate.log"
 curl -s "http://127.0.0.1:$HTTP_PORT/metrics" >"$OUT/metrics-final.txt"
-kill -TERM "$SERVICE"
+# heaptrack's script does not pass SIGTERM on: stop the service itself (its child), then wait
+# for heaptrack to finish writing.
+APP=$(pgrep -P "$SERVICE" -x oee-stream || true)
+kill -TERM "${APP:-$SERVICE}"
 wait "$SERVICE" || true
 grep -E '^oee_calculator_retained' "$OUT/metrics-final.txt"
 heaptrack_print -f "$OUT/heap.zst" --print-peaks 0 --print-allocators 0 --print-temporary 0 \
