@@ -2,6 +2,7 @@
 //! tracker. Pure code with no I/O and no clock reads (see `docs/architecture.md`).
 
 pub mod calendar;
+mod compact;
 pub mod config;
 pub mod counters;
 pub mod faults;

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::calendar::{CalCat, Calendar, ShiftInstance};
+use crate::compact::{CounterSeries, Insert, PackedSums};
 use crate::counters::{CounterKind, CounterSample, DeltaKind, Plausibility, delta};
 use crate::faults::{FaultEvent, FaultInstanceId, FaultParams, FaultTracker};
 use crate::intervals::{
@@ -390,7 +391,7 @@ impl SiteCal {
 #[derive(Debug)]
 struct Machine {
     states: Vec<StateEvent>,
-    counters: [Vec<CounterSample>; 3],
+    counters: [CounterSeries; 3],
     icts: Vec<(Ms, u64, IdealCycle)>,
     episodes: Vec<(Ms, Option<Ms>)>,
     fault_codes: BTreeMap<(Ms, u64), i64>,
@@ -398,7 +399,8 @@ struct Machine {
     min_ts: Ms,
     origin: Option<Ms>,
     horizon: Ms,
-    slices: BTreeMap<Ms, (Ms, Sums)>,
+    /// Slice start → (end, sums).
+    slices: BTreeMap<Ms, (Ms, PackedSums)>,
     dirty: Vec<(Ms, Ms)>,
     emitted: BTreeMap<(WindowKind, Ms), Emitted>,
     /// Inputs before this were pruned: older slices can only have their failure fields
@@ -410,7 +412,7 @@ impl Machine {
     fn new(default_ict: Option<IdealCycle>) -> Self {
         Self {
             states: Vec::new(),
-            counters: [Vec::new(), Vec::new(), Vec::new()],
+            counters: Default::default(),
             icts: Vec::new(),
             episodes: Vec::new(),
             fault_codes: BTreeMap::new(),
@@ -646,17 +648,9 @@ impl OeeEngine {
                 let sample = CounterSample::new(*ts_ms, *seq, *value, *bits, *session);
                 let m = self.machine(machine);
                 m.min_ts = m.min_ts.min(*ts_ms);
-                let v = &mut m.counters[counter.index()];
-                match insert_sorted(v, sample) {
-                    None => self.stats.duplicates += 1,
-                    Some(i) => {
-                        if i + 1 < v.len() {
-                            let hi = v[i + 1].ts;
-                            m.mark_dirty(*ts_ms, hi);
-                        } else {
-                            m.mark_dirty(*ts_ms, *ts_ms);
-                        }
-                    }
+                match m.counters[counter.index()].insert(sample) {
+                    Insert::Duplicate => self.stats.duplicates += 1,
+                    Insert::Added { next } => m.mark_dirty(*ts_ms, next.unwrap_or(*ts_ms)),
                 }
             }
             OeeInput::IdealCycle {
@@ -948,10 +942,7 @@ impl OeeEngine {
                 m.states.drain(..i);
             }
             for v in &mut m.counters {
-                let i = v.partition_point(|e| e.ts <= rev_h).saturating_sub(1);
-                if i > 0 {
-                    v.drain(..i);
-                }
+                v.prune(rev_h);
             }
             let i = m.icts.partition_point(|e| e.0 <= rev_h).saturating_sub(1);
             if i > 0 {
@@ -983,7 +974,7 @@ impl OeeEngine {
             r.slices += m.slices.len();
             r.windows += m.emitted.len();
             r.inputs += m.states.len()
-                + m.counters.iter().map(Vec::len).sum::<usize>()
+                + m.counters.iter().map(CounterSeries::len).sum::<usize>()
                 + m.icts.len()
                 + m.fault_codes.len();
         }
@@ -1009,7 +1000,7 @@ impl OeeEngine {
         // The horizon can lag the watermark into the previous window (a stop not yet known to
         // be a micro-stop holds it back).
         for (_, (_, s)) in m.slices.range(start..m.horizon.min(w).max(start)) {
-            sums += s;
+            sums += &s.unpack();
         }
         if w > m.horizon.max(start) {
             sums += &compute_slice(&ctx, m, m.horizon.max(start), w);
@@ -1150,17 +1141,18 @@ fn still_revisable(key: &(WindowKind, Ms), e: &Emitted, keep_h: Ms, rev_h: Ms) -
 fn compact_slices(ctx: &Ctx<'_>, m: &mut Machine, before: Ms) {
     let mut merged: Vec<(Ms, Ms, Sums)> = Vec::new();
     let mut gone: Vec<Ms> = Vec::new();
-    for (&a, &(b, s)) in m.slices.range(..before) {
+    for (&a, (b, s)) in m.slices.range(..before) {
+        let b = *b;
         if b > before {
             break;
         }
         match merged.last_mut() {
             Some(last) if last.1 == a && !ctx.is_window_bound(a) => {
                 last.1 = b;
-                last.2 += &s;
+                last.2 += &s.unpack();
                 gone.push(a);
             }
-            _ => merged.push((a, b, s)),
+            _ => merged.push((a, b, s.unpack())),
         }
     }
     if gone.is_empty() {
@@ -1170,7 +1162,7 @@ fn compact_slices(ctx: &Ctx<'_>, m: &mut Machine, before: Ms) {
         m.slices.remove(&a);
     }
     for (a, b, s) in merged {
-        m.slices.insert(a, (b, s));
+        m.slices.insert(a, (b, PackedSums::pack(&s)));
     }
 }
 
@@ -1180,11 +1172,7 @@ fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
     let timeline: &[(Ms, CalCat)] = ctx.site.map_or(&[], |c| &c.timeline);
     accumulate_time(&mut s, &m.states, a, b, timeline, ctx.tp);
     for (k, v) in m.counters.iter().enumerate() {
-        let i0 = v.partition_point(|x| x.ts < a);
-        let i1 = v.partition_point(|x| x.ts < b);
-        for i in i0..i1 {
-            let cur = &v[i];
-            let prev = if i > 0 { Some(&v[i - 1]) } else { None };
+        v.for_each_in(a, b, |prev, cur| {
             let ict = m.ict_at(cur.ts);
             let max = prev.and_then(|p| ctx.p.plausibility.max_delta(cur.ts - p.ts, ict));
             let d = delta(prev, cur, max);
@@ -1199,7 +1187,7 @@ fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
                 s.gap_attributed += 1;
             }
             if d.kind == DeltaKind::Duplicate {
-                continue; // a birth re-send: nothing happened
+                return; // a birth re-send: nothing happened
             }
             let n = d.delta as i64;
             let ideal = ict.map_or(0, |c| c.ns as i128) * n as i128;
@@ -1219,7 +1207,7 @@ fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
                     s.ideal_reject_ns += ideal;
                 }
             }
-        }
+        });
     }
     add_failures(m, a, b, &mut s);
     s
@@ -1290,7 +1278,7 @@ fn window_sums(ctx: &Ctx<'_>, m: &Machine, origin: Ms, start: Ms, end: Ms) -> Op
         if *a != t {
             return None;
         }
-        sums += s;
+        sums += &s.unpack();
         t = *b;
     }
     (t == end).then_some(sums)
@@ -1373,16 +1361,18 @@ fn advance_machine(
             stats.before_origin += 1;
         }
         for a in keys {
-            let b = m.slices[&a].0;
+            let Some((b, old)) = m.slices.get(&a).map(|(b, p)| (*b, p.unpack())) else {
+                continue;
+            };
             let s = if a < m.pruned_before {
-                let mut s = m.slices[&a].1;
+                let mut s = old;
                 add_failures(m, a, b, &mut s);
                 s
             } else {
                 compute_slice(ctx, m, a, b)
             };
-            if m.slices[&a].1 != s {
-                m.slices.insert(a, (b, s));
+            if old != s {
+                m.slices.insert(a, (b, PackedSums::pack(&s)));
                 touched.extend(ctx.windows_containing(a, b));
             }
         }
@@ -1406,7 +1396,7 @@ fn advance_machine(
             break;
         }
         let s = compute_slice(ctx, m, a, b);
-        m.slices.insert(a, (b, s));
+        m.slices.insert(a, (b, PackedSums::pack(&s)));
         m.horizon = b;
         for (kind, start, end, label) in ctx.windows_ending(origin, b) {
             emit(m, kind, start, end, label, out);

@@ -368,7 +368,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://oee-stream.db".into(),
             batch_size: 1000,
-            batch_max_latency_ms: 500,
+            batch_max_latency_ms: 50,
             queue_capacity: 100_000,
             write_method: WriteMethod::Copy,
             retry_initial_ms: 200,

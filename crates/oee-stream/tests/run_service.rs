@@ -96,6 +96,17 @@ async fn births_and_data_reach_postgres_and_sigterm_loses_nothing() {
     let birth = watcher.next_on("spBv1.0/STATE/e2e").await;
     assert!(support::state(&birth).0, "the STATE birth comes first");
     wait_for_ready(http).await;
+    // The service re-executed itself with one malloc arena (main.rs): same pid, new environment.
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        let environ = std::fs::read(format!("/proc/{}/environ", service.0.id()))
+            .expect("reads the service's environment");
+        assert!(
+            environ
+                .split(|b| *b == 0)
+                .any(|kv| kv == b"MALLOC_ARENA_MAX=1"),
+            "the service runs with MALLOC_ARENA_MAX=1"
+        );
+    }
 
     let edge = Observer::connect(broker.port, "edge-e1", &[]).await;
     birth_e1(&edge, 0, 1).await;
