@@ -1306,6 +1306,27 @@ fn advance_machine(
         m.horizon = o;
         m.dirty.clear();
     }
+    // An input older than the origin (late data after the first windows were final, such as
+    // store-and-forward data at start-up) moves the origin back, as far as inputs are kept: the
+    // slices in between are made now, and every final window from there on is emitted or
+    // revised below, as if the input had come first.
+    let moved_back = m.origin.and_then(|o| {
+        let back = ctx.origin_for(m.min_ts.max(limit.saturating_sub(ctx.keep)));
+        (back < o).then(|| {
+            let mut a = back;
+            while a < o {
+                let b = ctx.next_boundary(a).min(o);
+                if b <= a {
+                    break;
+                }
+                let s = compute_slice(ctx, m, a, b);
+                m.slices.insert(a, (b, PackedSums::pack(&s)));
+                a = b;
+            }
+            m.origin = Some(back);
+            back
+        })
+    });
     let origin = m.origin.unwrap_or(Ms::MIN);
     let mut emit = |m: &mut Machine,
                     kind: WindowKind,
@@ -1381,6 +1402,19 @@ fn advance_machine(
         if let Some(e) = m.emitted.get(&(kind, start)) {
             let (end, label) = (e.end, e.label.clone());
             emit(m, kind, start, end, label, out);
+        }
+    }
+    if let Some(back) = moved_back {
+        let mut b = ctx.next_boundary(back);
+        while b <= m.horizon {
+            for (kind, start, end, label) in ctx.windows_ending(back, b) {
+                emit(m, kind, start, end, label, out);
+            }
+            let next = ctx.next_boundary(b);
+            if next <= b {
+                break;
+            }
+            b = next;
         }
     }
     // New final slices. A jump of the watermark (or a garbage timestamp) never makes more
