@@ -16,30 +16,14 @@ RATE=${2:-10000}
 OUT=${3:-heap-$(date -u +%Y%m%dT%H%M%SZ)}
 NODES=${NODES:-100}
 DEVICES=${DEVICES:-13}
-PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 BIN=target/release/oee-stream
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 [ -x "$BIN" ] || cargo build --release --locked -p oee-stream --bin oee-stream
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MQTT_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-DB=oee_heap_$$
-
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-}
-trap cleanup EXIT
-
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n' \
-    "$MQTT_PORT" >"$OUT/mosquitto.conf"
-"$MOSQUITTO" -c "$OUT/mosquitto.conf" 2>"$OUT/mosquitto.log" &
-pids+=($!)
-psql -q "$PGURL/postgres" -c "CREATE DATABASE $DB"
+# shellcheck source=scripts/loopback.sh
+. scripts/loopback.sh
+start_loopback "$OUT" oee_heap
 
 # Set here, the service does not re-execute itself to set it (main.rs), which heaptrack would
 # not follow.

@@ -19,7 +19,6 @@ OUT=${3:-soak-$(date -u +%Y%m%dT%H%M%SZ)}
 SAMPLE_S=${SAMPLE_S:-60}
 NODES=${NODES:-100}
 DEVICES=${DEVICES:-10}
-PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 BIN=target/release/oee-stream
 
 if [ -e "$OUT/spool" ]; then
@@ -29,27 +28,9 @@ fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 [ -x "$BIN" ] || cargo build --release --locked -p oee-stream --bin oee-stream
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MQTT_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-DB=oee_soak_$$
-
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    if [ "${KEEP_DB:-0}" != 1 ]; then
-        psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
-    fi
-}
-trap cleanup EXIT
-
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n' \
-    "$MQTT_PORT" >"$OUT/mosquitto.conf"
-"$MOSQUITTO" -c "$OUT/mosquitto.conf" 2>"$OUT/mosquitto.log" &
-pids+=($!)
-psql -q "$PGURL/postgres" -c "CREATE DATABASE $DB"
+# shellcheck source=scripts/loopback.sh
+. scripts/loopback.sh
+start_loopback "$OUT" oee_soak
 
 OEE_MQTT__URL="mqtt://127.0.0.1:$MQTT_PORT" \
 OEE_MQTT__HOST_ID=oee-soak \
