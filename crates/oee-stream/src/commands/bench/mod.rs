@@ -429,6 +429,8 @@ fn sim(args: &BenchArgs, port: u16, prefix: &str) -> (Simulator, DriveOptions) {
 struct Sent {
     messages: u64,
     ddata_metrics: u64,
+    /// Rebirth requests the simulator answered.
+    rebirths: u64,
     secs: f64,
 }
 
@@ -451,6 +453,7 @@ async fn drive_for(
     Ok(Sent {
         messages: stats.published.load(Ordering::Relaxed),
         ddata_metrics: stats.ddata_metrics.load(Ordering::Relaxed),
+        rebirths: stats.rebirth_requests.load(Ordering::Relaxed),
         secs: t0.elapsed().as_secs_f64(),
     })
 }
@@ -586,6 +589,8 @@ struct ServiceResult {
     /// DDATA and DBIRTH messages received (whole run).
     ddata: u64,
     dbirth: u64,
+    /// Sequence gaps the service saw (whole run).
+    seq_gaps: u64,
     /// Waiting in the pipeline shards' queues, the sink's queue and the spool (batches) at the
     /// last scrape before the simulator stopped.
     queued_at_stop: Option<[f64; 3]>,
@@ -923,6 +928,7 @@ async fn service_phase(
         received: end.sum("oee_stream_mqtt_messages_total") as u64,
         ddata: end.series("oee_stream_mqtt_messages_total{type=\"DDATA\"}") as u64,
         dbirth: end.series("oee_stream_mqtt_messages_total{type=\"DBIRTH\"}") as u64,
+        seq_gaps: end.sum("oee_stream_seq_gaps_total") as u64,
         queued_at_stop: last.as_ref().map(|l| {
             [
                 l.metrics.sum("oee_stream_shard_queue_depth"),
@@ -1282,6 +1288,10 @@ fn print_report(
             s.ddata,
             s.dbirth,
             s.written[0] as f64 / (s.ddata + s.dbirth).max(1) as f64
+        );
+        println!(
+            "| sequence gaps seen → rebirths answered by the simulator | {} → {} |",
+            s.seq_gaps, s.sent.rebirths
         );
         if let Some([shards, sink, spool]) = s.queued_at_stop {
             println!(
