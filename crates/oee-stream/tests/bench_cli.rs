@@ -62,6 +62,84 @@ fn bench_runs_both_phases_and_reports_no_loss() {
     assert!(row("| peak RSS (VmHWM) |").contains("MB"), "{stdout}");
 }
 
+#[test]
+fn bench_at_max_rate_without_deadbands_stores_8_rows_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oee-stream"))
+        .args([
+            "bench",
+            "--nodes",
+            "1",
+            "--devices-per-node",
+            "2",
+            "--rate",
+            "max",
+            "--no-deadband",
+            "--all-metrics",
+            "--for",
+            "1s",
+            "--warmup",
+            "1s",
+            "--service-env",
+            "OEE_DATABASE__BATCH_MAX_LATENCY_MS=50",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let row = |prefix: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` row in\n{stdout}"))
+            .to_string()
+    };
+    for prefix in ["| null consumer |", "| oee-stream run |"] {
+        let received: u64 = row(prefix)
+            .split('|')
+            .nth(3)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(received > 0, "{prefix}: nothing received\n{stdout}");
+    }
+    // | DDATA / DBIRTH messages received → telemetry rows per message | D / B → r |
+    let cell = row("| DDATA / DBIRTH messages received");
+    let cell = cell.split('|').nth(2).unwrap().trim();
+    let (ddata, rest) = cell.split_once(" / ").unwrap();
+    let dbirth = rest.split_whitespace().next().unwrap();
+    let (ddata, dbirth): (u64, u64) = (ddata.parse().unwrap(), dbirth.parse().unwrap());
+    // The tick-driven simulator sends at most 20 DDATA/s per machine; `max` steps every
+    // millisecond it can, so 2 machines over the 2 s of the run send more than that bound.
+    assert!(ddata > 20 * 2 * 2, "{stdout}");
+    assert_eq!(dbirth, 2, "{stdout}");
+    // No deadband and all 8 metrics in every DDATA: every metric of every DDATA and DBIRTH is
+    // one telemetry row, plus its STALE marker when the simulator's NDEATH ends the run (one
+    // per metric of each machine: as many as the DBIRTHs carried).
+    let by_table = row("| rows written by table |");
+    let telemetry: u64 = by_table
+        .split("telemetry ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(telemetry, 8 * (ddata + 2 * dbirth), "{stdout}");
+    assert!(
+        row("| records out → rows written |").contains("(0 lost)"),
+        "{stdout}"
+    );
+}
+
 /// The number before and after the `→` of a `| label | A → B (…) |` row.
 fn arrow_pair(row: &str) -> (u64, u64) {
     let cell = row.split('|').nth(2).unwrap().trim();

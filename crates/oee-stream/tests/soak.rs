@@ -78,6 +78,7 @@ async fn a_steady_stream_loses_nothing_and_memory_and_queues_stay_bounded() {
         start_ms: now_ms(),
         report_every_ms: 1000,
         node_deaths: false,
+        all_metrics: false,
     });
     let stats = Arc::new(SimStats::default());
     let opts = DriveOptions {
@@ -85,6 +86,7 @@ async fn a_steady_stream_loses_nothing_and_memory_and_queues_stay_bounded() {
         port: broker.port,
         speed: 1.0,
         client_prefix: "soak".into(),
+        max_rate: false,
     };
     let sim_task = tokio::spawn(driver::drive(
         sim,

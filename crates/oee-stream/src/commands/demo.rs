@@ -109,6 +109,7 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
         port: broker_addr.port(),
         speed: args.speed,
         client_prefix: "oee-demo-sim".to_string(),
+        max_rate: false,
     };
     let simulator = {
         let sim_stats = Arc::clone(&sim_stats);

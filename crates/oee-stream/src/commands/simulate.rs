@@ -84,12 +84,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         start_ms: args.start.unwrap_or_else(wall_ms),
         report_every_ms,
         node_deaths: !args.no_node_deaths,
+        all_metrics: false,
     };
     let opts = DriveOptions {
         host,
         port,
         speed: args.speed,
         client_prefix: args.client_prefix.clone(),
+        max_rate: false,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

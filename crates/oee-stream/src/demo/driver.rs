@@ -23,6 +23,11 @@ pub struct DriveOptions {
     pub speed: f64,
     /// MQTT client ids are `<client_prefix>-<edge node id>`.
     pub client_prefix: String,
+    /// Not bound to the 50 ms tick: step the plant ([`Simulator::advance_one`]) again as soon
+    /// as the last step's messages are handed to the MQTT clients (whose queues wait for the
+    /// broker), at most once per millisecond of simulated time so that timestamps never run
+    /// ahead of the clock (`bench --rate max`).
+    pub max_rate: bool,
 }
 
 /// Counters the status line and tests read.
@@ -67,15 +72,22 @@ pub async fn drive(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
+        // --rate max: the next step is due one simulated millisecond after the last one.
+        let next_ms = (sim.now_ms() + 1).saturating_sub(sim0) as f64;
+        let due = t0 + Duration::from_secs_f64(next_ms / 1000.0 / opts.speed);
         let out = tokio::select! {
             () = &mut stop => break,
             Some(node) = rebirth_rx.recv() => {
                 stats.rebirth_requests.fetch_add(1, Ordering::Relaxed);
                 sim.rebirth(node)
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if !opts.max_rate => {
                 let elapsed = t0.elapsed().as_secs_f64() * opts.speed * 1000.0;
                 sim.advance(sim0 + elapsed as u64)
+            }
+            () = tokio::time::sleep_until(due), if opts.max_rate => {
+                let elapsed = t0.elapsed().as_secs_f64() * opts.speed * 1000.0;
+                sim.advance_one(sim0 + elapsed as u64)
             }
         };
         // Publishing waits when the MQTT client's queue is full (a slow or absent broker):
@@ -83,6 +95,11 @@ pub async fn drive(
         tokio::select! {
             () = &mut stop => break,
             () = apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out) => {}
+        }
+        if opts.max_rate {
+            // Handing messages to a client queue with room never waits: let the sessions'
+            // event loops run.
+            tokio::task::yield_now().await;
         }
     }
     let out = sim.shutdown();

@@ -74,6 +74,9 @@ pub struct SimConfig {
     pub report_every_ms: u64,
     /// Whether the second edge node dies and comes back now and then.
     pub node_deaths: bool,
+    /// Every DDATA carries all 8 metrics of its machine, not only those that changed since
+    /// the last one (load tests: a fixed number of samples per message).
+    pub all_metrics: bool,
 }
 
 impl Default for SimConfig {
@@ -86,6 +89,7 @@ impl Default for SimConfig {
             start_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
             report_every_ms: 2_000,
             node_deaths: true,
+            all_metrics: false,
         }
     }
 }
@@ -364,6 +368,22 @@ impl Simulator {
         out
     }
 
+    /// One step to `to_ms` (at least 1 ms; a `to_ms` in the past or present steps 1 ms), for
+    /// `bench --rate max`, whose driver steps as fast as it can publish (at most once per
+    /// millisecond of the clock). With `report_every_ms` = 1 every online machine reports at
+    /// every step. Unlike [`Simulator::advance`], the history then depends on how the steps
+    /// fall, so only load tests use it.
+    pub fn advance_one(&mut self, to_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if !self.started {
+            out = self.start();
+        }
+        let step = to_ms.saturating_sub(self.now_ms).max(1);
+        self.now_ms += step;
+        self.step(step, &mut out);
+        out
+    }
+
     fn step(&mut self, dt_ms: u64, out: &mut Vec<Output>) {
         let now = self.now_ms;
         for n in 0..self.nodes.len() {
@@ -500,13 +520,14 @@ impl Simulator {
     fn report(&mut self, n: usize, d: usize, out: &mut Vec<Output>) {
         let now = self.now_ms;
         let every = self.cfg.report_every_ms.max(1);
+        let all = self.cfg.all_metrics;
         let node = &mut self.nodes[n];
         let m = &mut node.machines[d];
         let values = Self::values(m);
         let metrics: Vec<Metric> = values
             .iter()
             .enumerate()
-            .filter(|(i, v)| *i >= 6 || m.sent.as_ref().is_none_or(|s| s[*i] != **v))
+            .filter(|(i, v)| all || *i >= 6 || m.sent.as_ref().is_none_or(|s| s[*i] != **v))
             .map(|(i, v)| Metric {
                 alias: Some(device_alias(d, i)),
                 timestamp: Some(now),
@@ -739,6 +760,40 @@ mod tests {
             .filter(|o| matches!(o, Output::Publish { topic, .. } if topic.contains("/DDATA/")))
             .count();
         assert_eq!(ddata, 2 * 10 * 20);
+    }
+
+    #[test]
+    fn advance_one_reports_every_machine_with_all_metrics_and_rising_timestamps() {
+        let cfg = SimConfig {
+            nodes: 2,
+            devices_per_node: 3,
+            report_every_ms: 1,
+            node_deaths: false,
+            all_metrics: true,
+            ..SimConfig::default()
+        };
+        let start = cfg.start_ms;
+        let mut sim = Simulator::new(cfg);
+        sim.start();
+        // A step to the present or the past still moves on by 1 ms.
+        for (to, now) in [
+            (start + 5, start + 5),
+            (start, start + 6),
+            (start + 20, start + 20),
+        ] {
+            let out = sim.advance_one(to);
+            assert_eq!(sim.now_ms(), now);
+            let ddata: Vec<_> = publishes(&out)
+                .into_iter()
+                .filter(|(t, _)| t.contains("/DDATA/"))
+                .collect();
+            assert_eq!(ddata.len(), 6);
+            for (_, p) in ddata {
+                assert_eq!(p.metrics.len(), 8);
+                assert_eq!(p.timestamp, Some(now));
+            }
+        }
+        assert_eq!(sim.ddata_metrics(), 3 * 6 * 8);
     }
 
     fn publishes(out: &[Output]) -> Vec<(&str, Payload)> {

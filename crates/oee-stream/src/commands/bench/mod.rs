@@ -15,6 +15,7 @@
 //! in time. See BENCHMARKS.md ("End to end").
 
 mod latency;
+mod load;
 mod postgres;
 mod rss;
 
@@ -28,7 +29,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use oee_stream::demo::DEMO_CONFIG;
 use oee_stream::demo::driver::{self, DriveOptions, SimStats};
 use oee_stream::demo::simulator::{GROUP, SimConfig, Simulator};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
@@ -38,6 +38,7 @@ use tokio::time::Instant;
 use crate::commands::run::init_logging;
 use crate::commands::simulate::{parse_duration, wall_ms};
 use latency::{LatencyHist, Percentiles};
+use load::Rate;
 use postgres::{BenchDatabases, CommitLatency, CopyReference, DbCounts};
 use rss::{RssLog, RssSummary};
 
@@ -51,12 +52,26 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub devices_per_node: usize,
 
-    /// Offered DDATA messages per second over all machines. The simulator advances every 50 ms
-    /// and a machine reports at the first tick at or after it is due, so the real rate is at
-    /// most 20 messages/s per machine, and below the offered rate unless 1000 × machines ÷
-    /// rate is a multiple of 50 ms.
-    #[arg(long, value_name = "N", default_value_t = 10_000.0)]
-    pub rate: f64,
+    /// Offered DDATA messages per second over all machines, or `max`. The simulator advances
+    /// every 50 ms and a machine reports at the first tick at or after it is due, so the real
+    /// rate is at most 20 messages/s per machine, and below the offered rate unless 1000 ×
+    /// machines ÷ rate is a multiple of 50 ms. `max`: in both phases the simulator steps again
+    /// as soon as the broker has taken the last step's messages (every machine reports at every
+    /// step, at most once per millisecond), so the null reference is the broker's limit; the
+    /// messages the broker drops for a subscriber that falls behind are reported as lost, and do
+    /// not fail the run.
+    #[arg(long, value_name = "N|max", default_value = "10000", value_parser = load::parse_rate)]
+    pub rate: Rate,
+
+    /// The service runs the demo configuration without its deadbands (`deadband_*` and
+    /// `max_silence_s` keys removed), so every sample of every DDATA becomes a telemetry row.
+    #[arg(long)]
+    pub no_deadband: bool,
+
+    /// Every DDATA carries all 8 metrics of its machine, not only those that changed (the
+    /// process values always): with --no-deadband, 8 telemetry rows per message.
+    #[arg(long)]
+    pub all_metrics: bool,
 
     /// How long the simulator publishes in each phase (at most 2h; the service's RSS is sampled
     /// every second all along).
@@ -159,14 +174,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         oee_stream::settings::LogLevel::Warn,
         oee_stream::settings::LogFormat::Text,
     );
-    if !(args.rate > 0.0 && args.rate.is_finite()) {
-        bail!("--rate must be a positive number");
-    }
     if args.nodes == 0 || args.devices_per_node == 0 {
         bail!("--nodes and --devices-per-node must be at least 1");
     }
     let machines = args.nodes * args.devices_per_node;
-    if args.rate > machines as f64 * 20.0 {
+    if let Rate::PerSecond(rate) = args.rate
+        && rate > machines as f64 * 20.0
+    {
         bail!(
             "--rate: the simulator sends at most 20 messages/s per machine ({machines} machines: \
              {}); add machines",
@@ -231,7 +245,7 @@ async fn phases(args: &BenchArgs, dir: &Path, dbs: Option<&BenchDatabases>) -> a
     let load_before = loadavg();
     let broker = Mosquitto::start(args.mosquitto.as_deref(), dir).await?;
     eprintln!(
-        "bench: Mosquitto on 127.0.0.1:{}, {} nodes × {} machines, {} msg/s offered, {:?} per phase",
+        "bench: Mosquitto on 127.0.0.1:{}, {} nodes × {} machines, {}, {:?} per phase",
         broker.port, args.nodes, args.devices_per_node, args.rate, args.duration
     );
     let null = if args.skip_null {
@@ -275,10 +289,14 @@ async fn phases(args: &BenchArgs, dir: &Path, dbs: Option<&BenchDatabases>) -> a
         &load_before,
         &load_after,
     );
-    if let Some(s) = &service
-        && s.lost()
-    {
-        bail!("messages or rows were lost (see the table)");
+    if let Some(s) = &service {
+        if s.rows_lost() {
+            bail!("rows were lost (see the table)");
+        }
+        // At --rate max the broker dropping what a subscriber cannot take is the measurement.
+        if args.rate != Rate::Max && s.received < s.published {
+            bail!("messages were lost (see the table)");
+        }
     }
     Ok(())
 }
@@ -286,7 +304,8 @@ async fn phases(args: &BenchArgs, dir: &Path, dbs: Option<&BenchDatabases>) -> a
 /// The service's settings as it loads them: the demo configuration with `--service-env`.
 fn service_settings(args: &BenchArgs) -> anyhow::Result<oee_stream::settings::Settings> {
     let env: BTreeMap<String, String> = args.service_env.iter().cloned().collect();
-    oee_stream::settings::load_settings(DEMO_CONFIG, "the demo configuration", &env).map_err(|ds| {
+    let config = load::service_config(args.no_deadband);
+    oee_stream::settings::load_settings(&config, "the demo configuration", &env).map_err(|ds| {
         let msgs: Vec<String> = ds.iter().map(|d| d.to_string()).collect();
         anyhow::anyhow!("--service-env: {}", msgs.join("; "))
     })
@@ -383,21 +402,24 @@ fn free_port() -> anyhow::Result<u16> {
 // The simulator
 
 fn sim(args: &BenchArgs, port: u16, prefix: &str) -> (Simulator, DriveOptions) {
-    let machines = (args.nodes * args.devices_per_node) as f64;
     let cfg = SimConfig {
         group: GROUP.to_string(),
         nodes: args.nodes,
         devices_per_node: args.devices_per_node,
         seed: args.seed,
         start_ms: wall_ms(),
-        report_every_ms: ((machines * 1000.0 / args.rate) as u64).max(1),
+        report_every_ms: args
+            .rate
+            .report_every_ms(args.nodes * args.devices_per_node),
         node_deaths: false,
+        all_metrics: args.all_metrics,
     };
     let opts = DriveOptions {
         host: "127.0.0.1".to_string(),
         port,
         speed: 1.0,
         client_prefix: prefix.to_string(),
+        max_rate: args.rate == Rate::Max,
     };
     (Simulator::new(cfg), opts)
 }
@@ -407,6 +429,8 @@ fn sim(args: &BenchArgs, port: u16, prefix: &str) -> (Simulator, DriveOptions) {
 struct Sent {
     messages: u64,
     ddata_metrics: u64,
+    /// Rebirth requests the simulator answered.
+    rebirths: u64,
     secs: f64,
 }
 
@@ -429,6 +453,7 @@ async fn drive_for(
     Ok(Sent {
         messages: stats.published.load(Ordering::Relaxed),
         ddata_metrics: stats.ddata_metrics.load(Ordering::Relaxed),
+        rebirths: stats.rebirth_requests.load(Ordering::Relaxed),
         secs: t0.elapsed().as_secs_f64(),
     })
 }
@@ -531,8 +556,9 @@ async fn null_phase(args: &BenchArgs, broker: &Mosquitto) -> anyhow::Result<Null
     })
 }
 
-/// Polls `value` until it has not changed for a second (bounded by `limit`).
-async fn wait_stable<F, Fut>(limit: Duration, mut value: F)
+/// Polls `value` until it has not changed for a second (bounded by `limit`); returns when it
+/// last changed, if it settled.
+async fn wait_stable<F, Fut>(limit: Duration, mut value: F) -> Option<Instant>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<u64>>,
@@ -547,9 +573,10 @@ where
             last = v;
             since = Instant::now();
         } else if since.elapsed() >= Duration::from_secs(1) {
-            return;
+            return Some(since);
         }
     }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,6 +586,16 @@ struct ServiceResult {
     sent: Sent,
     published: u64,
     received: u64,
+    /// DDATA and DBIRTH messages received (whole run).
+    ddata: u64,
+    dbirth: u64,
+    /// Sequence gaps the service saw (whole run).
+    seq_gaps: u64,
+    /// Waiting in the pipeline shards' queues, the sink's queue and the spool (batches) at the
+    /// last scrape before the simulator stopped.
+    queued_at_stop: Option<[f64; 3]>,
+    /// From the simulator's stop until the rows written stopped changing.
+    drain_secs: f64,
     /// Steady-state rates (between the first scrape after the warm-up and the last one before
     /// the simulator stopped).
     msg_rate: f64,
@@ -603,16 +640,16 @@ struct DbResult {
 }
 
 impl ServiceResult {
-    /// Whether anything went missing on the way: published → received → handed to the sink →
-    /// committed (the sink's counters) → in the database (its own counts).
-    fn lost(&self) -> bool {
+    /// Whether anything went missing after the broker: handed to the sink → committed (the
+    /// sink's counters) → in the database (its own counts).
+    fn rows_lost(&self) -> bool {
         let db_short = self.db.as_ref().is_some_and(|d| {
             d.counts.telemetry != self.written[0] as i64
                 || d.counts.events != self.written[1] as i64
                 || d.counts.batch_rows != self.rows_written as i64
                 || d.counts.batches != self.batches_written as i64
         });
-        self.received < self.published || self.rows_written < self.records_out || db_short
+        self.rows_written < self.records_out || db_short
     }
 }
 
@@ -679,7 +716,7 @@ async fn service_phase(
 ) -> anyhow::Result<ServiceResult> {
     let http_port = free_port()?;
     let config = dir.join("oee-stream.yml");
-    std::fs::write(&config, DEMO_CONFIG)?;
+    std::fs::write(&config, load::service_config(args.no_deadband))?;
     let sink_path = match args.sink.as_str() {
         "null" => PathBuf::from("/dev/null"),
         _ => dir.join("sink.jsonl"),
@@ -798,12 +835,14 @@ async fn service_phase(
     let sent = sent?;
 
     // Drain: wait until the rows written stop changing.
-    wait_stable(DRAIN, || async {
+    let drain_from = Instant::now();
+    let drain_secs = wait_stable(DRAIN, || async {
         scrape(http_port)
             .await
             .map(|m| m.sum("oee_stream_rows_written_total") as u64)
     })
-    .await;
+    .await
+    .map_or(f64::NAN, |at| (at - drain_from).as_secs_f64());
     let (end, drained_counts) = final_counts(http_port, dbs).await?;
     let cpu_total_s = cpu_seconds(pid).unwrap_or(f64::NAN);
     let peak_rss_kb = proc_status_kb(pid, "VmHWM:");
@@ -887,6 +926,17 @@ async fn service_phase(
         sent,
         published: sent.messages,
         received: end.sum("oee_stream_mqtt_messages_total") as u64,
+        ddata: end.series("oee_stream_mqtt_messages_total{type=\"DDATA\"}") as u64,
+        dbirth: end.series("oee_stream_mqtt_messages_total{type=\"DBIRTH\"}") as u64,
+        seq_gaps: end.sum("oee_stream_seq_gaps_total") as u64,
+        queued_at_stop: last.as_ref().map(|l| {
+            [
+                l.metrics.sum("oee_stream_shard_queue_depth"),
+                l.metrics.sum("oee_stream_sink_queue_depth"),
+                l.metrics.sum("oee_stream_spool_batches"),
+            ]
+        }),
+        drain_secs,
         msg_rate,
         signal_rate,
         row_rate,
@@ -1155,13 +1205,23 @@ fn print_report(
     load_after: &str,
 ) {
     println!(
-        "## oee-stream bench: {} nodes × {} machines, {} msg/s offered, {:?} measured (+{:?} warm-up for the service), sink {}",
+        "## oee-stream bench: {} nodes × {} machines, {}, {:?} measured (+{:?} warm-up for the service), sink {}{}{}",
         args.nodes,
         args.devices_per_node,
         args.rate,
         args.duration,
         args.warmup,
-        args.sink_name()
+        args.sink_name(),
+        if args.no_deadband {
+            ", no deadbands"
+        } else {
+            ""
+        },
+        if args.all_metrics {
+            ", all 8 metrics in every DDATA"
+        } else {
+            ""
+        },
     );
     println!();
     println!(
@@ -1223,6 +1283,22 @@ fn print_report(
             "| signals/s normalized | {:.0} (after deadbands) |",
             s.signal_rate
         );
+        println!(
+            "| DDATA / DBIRTH messages received → telemetry rows per message | {} / {} → {:.2} |",
+            s.ddata,
+            s.dbirth,
+            s.written[0] as f64 / (s.ddata + s.dbirth).max(1) as f64
+        );
+        println!(
+            "| sequence gaps seen → rebirths answered by the simulator | {} → {} |",
+            s.seq_gaps, s.sent.rebirths
+        );
+        if let Some([shards, sink, spool]) = s.queued_at_stop {
+            println!(
+                "| queued at the simulator's stop (last scrape) → drained in | shards {shards:.0} messages, sink {sink:.0} records, spool {spool:.0} batches → {:.1} s |",
+                s.drain_secs
+            );
+        }
         println!(
             "| rows/s committed | {:.0} (telemetry {:.0}, events {:.0}) |",
             s.row_rate, s.table_rates[0], s.table_rates[1]
