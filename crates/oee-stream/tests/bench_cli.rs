@@ -8,42 +8,43 @@ mod common;
 
 use std::process::Command;
 
-#[test]
-fn bench_runs_both_phases_and_reports_no_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_oee-stream"))
-        .args([
-            "bench",
-            "--nodes",
-            "1",
-            "--devices-per-node",
-            "2",
-            "--rate",
-            "20",
-            "--for",
-            "1s",
-            "--warmup",
-            "1s",
-            "--service-env",
-            "OEE_DATABASE__BATCH_MAX_LATENCY_MS=50",
-            "--dir",
-        ])
+/// Runs `oee-stream bench` on 1 edge node × 2 machines with `args` and `--dir dir`; panics
+/// with its output unless it succeeds. Returns its pid and its report (stdout).
+fn bench(dir: &tempfile::TempDir, args: &[&str]) -> (u32, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_oee-stream"))
+        .args(["bench", "--nodes", "1", "--devices-per-node", "2"])
+        .args(args)
+        .arg("--dir")
         .arg(dir.path())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    let row = |prefix: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` row in\n{stdout}"))
-            .to_string()
-    };
+    (pid, stdout)
+}
+
+/// The report's row that starts with `prefix`.
+fn row(stdout: &str, prefix: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` row in\n{stdout}"))
+        .to_string()
+}
+
+#[test]
+fn bench_runs_both_phases_and_reports_no_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, stdout) = bench(&dir, &["--rate", "20", "--for", "1s", "--warmup", "1s"]);
+    let row = |prefix: &str| row(&stdout, prefix);
     // | phase | sent | received | lost | ...
     for prefix in ["| null consumer |", "| oee-stream run |"] {
         let cells: Vec<String> = row(prefix)
@@ -65,13 +66,9 @@ fn bench_runs_both_phases_and_reports_no_loss() {
 #[test]
 fn bench_at_max_rate_without_deadbands_stores_8_rows_per_message() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_oee-stream"))
-        .args([
-            "bench",
-            "--nodes",
-            "1",
-            "--devices-per-node",
-            "2",
+    let (_, stdout) = bench(
+        &dir,
+        &[
             "--rate",
             "max",
             "--no-deadband",
@@ -80,26 +77,9 @@ fn bench_at_max_rate_without_deadbands_stores_8_rows_per_message() {
             "1s",
             "--warmup",
             "1s",
-            "--service-env",
-            "OEE_DATABASE__BATCH_MAX_LATENCY_MS=50",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        ],
     );
-    let row = |prefix: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` row in\n{stdout}"))
-            .to_string()
-    };
+    let row = |prefix: &str| row(&stdout, prefix);
     for prefix in ["| null consumer |", "| oee-stream run |"] {
         let received: u64 = row(prefix)
             .split('|')
@@ -151,17 +131,14 @@ fn arrow_pair(row: &str) -> (u64, u64) {
 #[test]
 fn bench_into_postgres_finds_every_row_in_its_database_and_drops_it() {
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_oee-stream"))
-        .args([
-            "bench",
+    let url = format!("{}/postgres", common::pg_base());
+    let (pid, stdout) = bench(
+        &dir,
+        &[
             "--sink",
             "postgres",
             "--database-url",
-            &format!("{}/postgres", common::pg_base()),
-            "--nodes",
-            "1",
-            "--devices-per-node",
-            "2",
+            &url,
             "--rate",
             "20",
             "--for",
@@ -169,30 +146,9 @@ fn bench_into_postgres_finds_every_row_in_its_database_and_drops_it() {
             "--warmup",
             "1s",
             "--skip-null",
-            "--service-env",
-            "OEE_DATABASE__BATCH_MAX_LATENCY_MS=50",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        ],
     );
-    let row = |prefix: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` row in\n{stdout}"))
-            .to_string()
-    };
+    let row = |prefix: &str| row(&stdout, prefix);
 
     // Expected (the sink's counters) == written (the database's own counts).
     let (written, telemetry_in_db) = arrow_pair(&row(
