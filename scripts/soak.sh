@@ -9,7 +9,8 @@
 # Usage: scripts/soak.sh [DURATION_S=3600] [RATE=1000] [OUT_DIR=soak-<date>]
 # Needs: mosquitto, PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; or PGURL=…),
 # psql, python3. It creates the database oee_soak_<pid> and drops it at the end unless
-# KEEP_DB=1.
+# KEEP_DB=1. Other OEE_* variables reach the service (e.g. OEE_OEE__REVISION_HORIZON_S=1800
+# to see memory level off within a shorter run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,7 +96,8 @@ def quantile(prev, cur, q):
     return float("nan")
 
 print("elapsed_s,rss_kib,messages,ddata,telemetry_rows,records_out,sink_queue,shard_queue,"
-      "spool_bytes,db_errors,p50_ms,p99_ms,windows_out")
+      "spool_bytes,db_errors,p50_ms,p99_ms,windows_out,retained_inputs,retained_slices,"
+      "retained_windows")
 t0 = time.time()
 prev = []
 while True:
@@ -114,6 +116,9 @@ while True:
         f"{quantile(prev, cur, 0.5) * 1000:.3f}",
         f"{quantile(prev, cur, 0.99) * 1000:.3f}",
         f"{m.get('oee_calculator_window_results_total', 0):.0f}",
+        f"{m.get('oee_calculator_retained_inputs', 0):.0f}",
+        f"{m.get('oee_calculator_retained_slices', 0):.0f}",
+        f"{m.get('oee_calculator_retained_windows', 0):.0f}",
     ]
     print(",".join(row), flush=True)
     prev = cur
