@@ -51,6 +51,9 @@ use crate::live::{
 use crate::pipeline::{PipelineStats, Timing, now_ms};
 use crate::sink::{EventKind, EventRow, FaultRow, OeeWindowRow, Record};
 
+mod state_changes;
+use state_changes::StateChanges;
+
 /// How often the live view may be republished.
 const VIEW_EVERY: Duration = Duration::from_millis(250);
 /// How often the watermark follows the wall clock (in view ticks).
@@ -564,8 +567,8 @@ type NodeKey = (Arc<str>, Arc<str>);
 /// What the task remembers of a machine for the live view.
 #[derive(Debug, Default)]
 struct MachineLive {
-    /// State changes by (event time, tie-break), pruned to the timeline.
-    states: BTreeMap<(Ms, u64), Category>,
+    /// State changes, pruned to the timeline.
+    states: StateChanges,
     rolling: Option<WindowResult>,
 }
 
@@ -1041,10 +1044,7 @@ impl OeeTask {
         let mut line_current: BTreeMap<LineId, LineAcc> = BTreeMap::new();
         for (id, ml) in self.machines.iter_mut() {
             // Keep the last state at or before the timeline start, and everything after.
-            let cut = ml.states.range(..(from, 0)).next_back().map(|(k, _)| *k);
-            if let Some(cut) = cut {
-                ml.states = ml.states.split_off(&cut);
-            }
+            ml.states.keep_from(from);
             let (timeline, state) = timeline(&ml.states, from, micro);
             let current = self.engine.current_window(id);
             let line = line_current.entry(id.line_id()).or_default();
@@ -1147,13 +1147,13 @@ impl OeeTask {
 /// than `micro_ms`, judged on the whole stop, is a `micro_stop`) and the current state with
 /// the start of its run.
 fn timeline(
-    states: &BTreeMap<(Ms, u64), Category>,
+    states: &StateChanges,
     from: Ms,
     micro_ms: Ms,
 ) -> (Vec<StateSpan>, Option<(&'static str, Ms)>) {
     // Runs of one category, unclipped: (category, start, end).
     let mut runs: Vec<(Category, Ms, Option<Ms>)> = Vec::new();
-    for (&(ts, _), &c) in states {
+    for (ts, c) in states.iter() {
         match runs.last_mut() {
             Some(last) if last.0 == c => {}
             Some(last) => {
@@ -1494,7 +1494,7 @@ mod tests {
 
     #[test]
     fn timeline_merges_runs_and_marks_micro_stops() {
-        let mut s = BTreeMap::new();
+        let mut s = StateChanges::default();
         s.insert((0, 0), Category::Running);
         s.insert((10_000, 0), Category::UnplannedStop);
         s.insert((40_000, 0), Category::Running);
