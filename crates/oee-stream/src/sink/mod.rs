@@ -208,6 +208,7 @@ pub fn start_with_backend(
     });
     let cfg = Arc::new(runner::RunnerConfig {
         batch_size: db.batch_size.max(1) as usize,
+        batch_max: db.queue_capacity.max(db.batch_size).max(1) as usize,
         linger: Duration::from_millis(db.batch_max_latency_ms.max(1)),
         retry_initial: Duration::from_millis(db.retry_initial_ms.max(1)),
         retry_max: Duration::from_millis(db.retry_max_ms.max(db.retry_initial_ms).max(1)),

@@ -29,6 +29,11 @@ pub const HANDOFF_BATCHES: usize = 2;
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A spool-full episode ends when the spool is below this share of `max_bytes` (per cent).
 pub const FULL_CLEARS_AT: u64 = 75;
+/// While the writer is behind (the spool holds batches) a batch may grow to this many times
+/// `batch_size` rows and wait this many times `batch_max_latency_ms`: rows wait in the spool
+/// anyway, and one transaction per `batch_size` rows is what keeps the writer behind (each
+/// commit waits for the database's WAL flush).
+pub const CATCH_UP_GROWTH: usize = 10;
 
 /// What a writer reports.
 pub enum WriteOutcome {
@@ -56,6 +61,9 @@ impl WriteError {
 
 pub struct RunnerConfig {
     pub batch_size: usize,
+    /// The most rows a batch takes while catching up (see [`CATCH_UP_GROWTH`]): at least
+    /// `batch_size`, at most what the record queue holds.
+    pub batch_max: usize,
     pub linger: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -107,9 +115,19 @@ pub async fn batcher(
     let mut closed = false;
     let mut buf: Vec<Record> = Vec::with_capacity(cfg.batch_size);
     loop {
+        let (size, linger) = if shared.spool().is_empty() {
+            (cfg.batch_size, cfg.linger)
+        } else {
+            (
+                cfg.batch_size
+                    .saturating_mul(CATCH_UP_GROWTH)
+                    .min(cfg.batch_max),
+                cfg.linger.saturating_mul(CATCH_UP_GROWTH as u32),
+            )
+        };
         // Wait for the first record of a batch.
         let got = tokio::select! {
-            n = rx.recv_many(&mut buf, cfg.batch_size) => n,
+            n = rx.recv_many(&mut buf, size) => n,
             _ = close.notified(), if !closed => {
                 // Stop accepting; what is queued is still received.
                 rx.close();
@@ -120,9 +138,9 @@ pub async fn batcher(
         if got == 0 {
             break; // closed and drained
         }
-        let deadline = Instant::now() + cfg.linger;
-        while buf.len() < cfg.batch_size {
-            let want = cfg.batch_size - buf.len();
+        let deadline = Instant::now() + linger;
+        while buf.len() < size {
+            let want = size - buf.len();
             tokio::select! {
                 biased;
                 n = rx.recv_many(&mut buf, want) => if n == 0 { break },
