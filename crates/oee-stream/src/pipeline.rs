@@ -478,6 +478,9 @@ const OEE_QUEUE: usize = 4096;
 const ACK_QUEUE: usize = 64;
 /// Machine ids remembered per shard (by signal tag) before the cache starts over.
 const MACHINE_CACHE: usize = 100_000;
+/// A shard's gauges and counters for /metrics are copied out at most this often while messages
+/// keep coming (the copy walks every node the shard holds), and this long after the last one.
+const STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// One shard: the sessions of its edge nodes and their normalization.
 struct Shard {
@@ -512,6 +515,8 @@ impl Shard {
     async fn run(mut self, mut rx: mpsc::Receiver<ShardMsg>) {
         let mut events = Vec::new();
         let mut handled: u64 = 0;
+        let mut last_stats = tokio::time::Instant::now();
+        let mut stats_pending = false;
         loop {
             let mut started = None;
             let deadline = match self.timing {
@@ -521,7 +526,14 @@ impl Shard {
                 // Replay runs deadlines from the recorded times (`catch_up`).
                 Timing::Replay => None,
             };
+            let stats_due = stats_pending.then_some(last_stats + STATS_EVERY);
             tokio::select! {
+                _ = sleep_until(stats_due) => {
+                    self.publish_stats(rx.len());
+                    last_stats = tokio::time::Instant::now();
+                    stats_pending = false;
+                    continue;
+                }
                 msg = rx.recv() => match msg {
                     None => break,
                     Some(ShardMsg::Message { topic, payload, received_at }) => {
@@ -560,8 +572,12 @@ impl Shard {
                 timings.observe("total", t0.elapsed().as_secs_f64());
             }
             handled += 1;
-            if rx.is_empty() || handled.is_multiple_of(1024) {
+            if handled.is_multiple_of(1024) || last_stats.elapsed() >= STATS_EVERY {
                 self.publish_stats(rx.len());
+                last_stats = tokio::time::Instant::now();
+                stats_pending = false;
+            } else {
+                stats_pending = true;
             }
         }
         // Nothing received is lost on shutdown: what waits for a sequence gap is applied now.
