@@ -122,7 +122,36 @@ fn events() -> impl Strategy<Value = Vec<(Ev, Ms)>> {
         (0..2usize, 0..3 * H, 0..4i64).prop_map(|(m, t, c)| Ev::FaultCode(m, T0 + t, c * 10)),
         (0..2usize, 0..3 * H, 500..3000u64).prop_map(|(m, t, c)| Ev::Ict(m, T0 + t, c)),
     ];
-    prop::collection::vec((ev, 0..LATENESS), 1..120)
+    // Runs of one value re-sent at a fixed period (a gateway polling a PLC), which late inputs
+    // of another value can land inside: the repeats after such an input bring the old value
+    // back, so an engine may not drop them.
+    let run = (0..2usize, 0..3 * H, 1..60i64, 2..10usize, 0..4u8, 0..6i64).prop_map(
+        |(m, t, period_s, n, kind, v)| {
+            (0..n as i64)
+                .map(|k| {
+                    let ts = T0 + t / 1000 * 1000 + k * period_s * 1000;
+                    match kind {
+                        0 => Ev::State(m, ts, v as u8),
+                        1 => Ev::Ict(m, ts, 500 + v as u64 % 2 * 1000),
+                        2 => Ev::FaultCode(m, ts, v % 2 * 10),
+                        _ => Ev::Fault(m, ts, 1, v % 2 == 0),
+                    }
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    let item = prop_oneof![
+        3 => ev.prop_map(|e| vec![e]),
+        1 => run,
+    ];
+    prop::collection::vec((item, 0..LATENESS), 1..60).prop_map(|v| {
+        let mut flat: Vec<(Ev, Ms)> = v
+            .into_iter()
+            .flat_map(|(evs, d)| evs.into_iter().map(move |e| (e, d)))
+            .collect();
+        flat.truncate(120);
+        flat
+    })
 }
 
 fn ts_of(e: &Ev) -> Ms {
