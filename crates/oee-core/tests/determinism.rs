@@ -301,6 +301,29 @@ fn a_late_end_after_the_horizon_reclassifies_a_stop_as_micro() {
     );
 }
 
+#[test]
+fn a_late_stop_inside_a_run_of_repeated_states_lasts_until_the_next_repeat() {
+    // A gateway re-sends "running" every 10 s. A stop arriving after the hour was emitted, 5 s
+    // before one of those repeats, is a 5 s stop: the repeat says running again.
+    let mut f = Feed::new(OeeParams {
+        micro_stop_ms: 0,
+        ..params()
+    });
+    let m = m1();
+    for k in 0..360 {
+        f.run(&m, at(7, 0, 0) + k * 10 * S);
+    }
+    f.wm(at(8, 0, 0));
+    assert_eq!(f.win(&m, WindowKind::Tumbling, at(7, 0, 0)).sums.run_ms, H);
+    f.stop(&m, at(7, 30, 5));
+    f.wm(at(8, 0, 1));
+    let w = f.win(&m, WindowKind::Tumbling, at(7, 0, 0));
+    assert_eq!(
+        (w.sums.run_ms, w.sums.unplanned_ms, w.revision),
+        (H - 5 * S, 5 * S, 1)
+    );
+}
+
 fn wild_ts() -> impl Strategy<Value = Ms> {
     prop_oneof![
         Just(Ms::MIN),
