@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::calendar::{CalCat, Calendar, ShiftInstance};
-use crate::compact::{CounterSeries, Gap, Insert, PackedSums, Pos, Step, StepSeries};
+use crate::compact::{CounterSeries, Insert, PackedSums, Pos, Step, StepSeries};
 use crate::counters::{CounterKind, CounterSample, DeltaKind, Plausibility, delta};
 use crate::faults::{FaultEvent, FaultInstanceId, FaultParams, FaultTracker};
 use crate::intervals::{
     Category, MinorStops, StateCodeTable, StateEvent, TimeParams, UnknownPolicy, accumulate_time,
-    unclassified_from,
+    state_dirty_range, unclassified_from,
 };
 use crate::kpi::{Flags, Kpis, Sums, TbfBasis};
 use crate::types::{FastMap, IdealCycle, LineId, MachineId, Ms};
@@ -388,18 +388,6 @@ impl SiteCal {
     }
 }
 
-impl Step for StateEvent {
-    fn key(&self) -> (Ms, u64) {
-        (self.ts, self.seq)
-    }
-    fn at(self, (ts, seq): (Ms, u64)) -> Self {
-        StateEvent { ts, seq, ..self }
-    }
-    fn same_value(&self, o: &Self) -> bool {
-        (self.category, self.reason) == (o.category, o.reason)
-    }
-}
-
 impl Step for (Ms, u64, IdealCycle) {
     fn key(&self) -> (Ms, u64) {
         (self.0, self.1)
@@ -517,43 +505,6 @@ struct Line {
     machines: BTreeSet<MachineId>,
     emitted: BTreeMap<(WindowKind, Ms), Emitted>,
     pending: BTreeMap<(WindowKind, Ms), WindowMeta>,
-}
-
-/// Where inserting `ev` at `gap` of `s` can change slices: the intervals around it, and the
-/// whole stops they belong to (even an event after the horizon can close a stop whose start is
-/// in final slices). Computed over every sample, repeats included, exactly as over a sorted
-/// `Vec` of them: from the sample before the stop that ends two samples before `ev` to the one
-/// after the first sample after `ev` that is not an unplanned stop.
-fn state_dirty_range(
-    s: &StepSeries<StateEvent>,
-    gap: Gap,
-    ev: &StateEvent,
-    horizon: Ms,
-) -> (Ms, Ms) {
-    let stop = |e: &StateEvent| e.category == Category::UnplannedStop;
-    let heads = s.heads();
-    // A run is one value, so a walk over stop samples is a walk over heads.
-    let lo = match gap.0 {
-        None => ev.ts,
-        Some(p1) => match s.prev(p1) {
-            None => s.get(p1).ts,
-            Some(p2) if !stop(&s.get(p2)) => s.get(p2).ts,
-            Some(p2) => (0..p2.h)
-                .rev()
-                .find(|&h| !stop(&heads[h]))
-                .map_or(heads[0].ts, |h| s.get(s.run_end(h)).ts),
-        },
-    };
-    let end = s.after(gap).and_then(|n1| {
-        if !stop(&s.get(n1)) {
-            return Some(n1);
-        }
-        (n1.h + 1..heads.len())
-            .find(|&h| !stop(&heads[h]))
-            .map(|h| Pos { h, j: 0 })
-    });
-    let hi = end.and_then(|q| s.next(q)).map_or(horizon, |p| s.get(p).ts);
-    (lo, hi)
 }
 
 fn gcd(a: Ms, b: Ms) -> Ms {
