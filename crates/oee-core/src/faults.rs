@@ -10,12 +10,13 @@
 //!
 //! The instances of a key are a pure function of that key's inputs sorted by
 //! `(ts, seq, kind)`: inputs in order are applied one by one, and an input older than the last
-//! applied one re-folds the key from its log (emitting `Revised` / `Superseded` events), so the
+//! applied one re-folds the key from its inputs (emitting `Revised` / `Superseded` events), so the
 //! final instances do not depend on arrival order. Instance ids are derived from machine, code
 //! and first activation time (FNV-1a), never random.
 
 use std::sync::Arc;
 
+use crate::compact::{Step, StepSeries};
 use crate::types::{FastMap, MachineId, Ms};
 
 /// A severity rule: every condition given must hold; the first matching rule (list order)
@@ -247,10 +248,113 @@ enum InputKind {
     Ack { id: FaultInstanceId, who: Arc<str> },
 }
 
+impl KeyInput {
+    fn edge(&self) -> Option<Edge> {
+        let kind = match self.kind {
+            InputKind::Deactivate => EdgeKind::Deactivate,
+            InputKind::Activate { severity } => EdgeKind::Activate { severity },
+            InputKind::Ack { .. } => return None,
+        };
+        Some(Edge {
+            ts: self.ts,
+            seq: self.seq,
+            kind,
+        })
+    }
+}
+
+/// An activation or clear of a key, ordered as its [`KeyInput`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Edge {
+    ts: Ms,
+    seq: u64,
+    kind: EdgeKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum EdgeKind {
+    Deactivate,
+    Activate { severity: Option<u16> },
+}
+
+impl Edge {
+    fn input(&self) -> KeyInput {
+        let kind = match self.kind {
+            EdgeKind::Deactivate => InputKind::Deactivate,
+            EdgeKind::Activate { severity } => InputKind::Activate { severity },
+        };
+        KeyInput {
+            ts: self.ts,
+            seq: self.seq,
+            kind,
+        }
+    }
+}
+
+impl Step for Edge {
+    fn key(&self) -> (Ms, u64) {
+        (self.ts, self.seq)
+    }
+    fn at(self, (ts, seq): (Ms, u64)) -> Self {
+        Edge { ts, seq, ..self }
+    }
+    fn same_value(&self, o: &Self) -> bool {
+        self.kind == o.kind
+    }
+}
+
+/// The inputs of a key: its activations and clears as a step series, its acks apart. An edge
+/// equal to the edge before it (acks between them or not) changes nothing when folded: after an
+/// activation the last instance is open, so another activation is a no-op; after a clear it is
+/// resolved (or there is none), so another clear is one too. So folding the heads and the acks
+/// gives the instances of folding every input, and a flag re-sent 20 times a second costs a
+/// few bytes per sample; the repeats are kept because a late input can land between them.
 #[derive(Debug, Default)]
 struct KeyState {
-    log: Vec<KeyInput>,
+    edges: StepSeries<Edge>,
+    acks: Vec<KeyInput>,
     instances: Vec<FaultInstance>,
+}
+
+impl KeyState {
+    /// Adds an input; `None` for an exact duplicate, else whether it came after every other.
+    fn add(&mut self, input: &KeyInput) -> Option<bool> {
+        let last_edge = self.edges.last().map(|e| e.input());
+        let after_all =
+            last_edge.is_none_or(|e| e < *input) && self.acks.last().is_none_or(|a| a < input);
+        match input.edge() {
+            Some(e) => {
+                if !self.edges.insert(e) {
+                    return None;
+                }
+            }
+            None => {
+                let pos = self.acks.partition_point(|x| x <= input);
+                if pos > 0 && self.acks[pos - 1] == *input {
+                    return None;
+                }
+                self.acks.insert(pos, input.clone());
+            }
+        }
+        Some(after_all)
+    }
+
+    /// Folds every input in order (see the type's documentation for why heads suffice).
+    fn fold(&self, machine: &MachineId, code: i64, p: &FaultParams) -> Vec<FaultInstance> {
+        let mut inst = Vec::new();
+        let mut acks = self.acks.iter().peekable();
+        for e in self.edges.heads() {
+            let e = e.input();
+            while let Some(a) = acks.next_if(|a| **a < e) {
+                apply(&mut inst, machine, code, a, p);
+            }
+            apply(&mut inst, machine, code, &e, p);
+        }
+        for a in acks {
+            apply(&mut inst, machine, code, a, p);
+        }
+        inst
+    }
 }
 
 fn apply(
@@ -416,15 +520,12 @@ impl FaultTracker {
                 self.keys.entry(key).or_default()
             }
         };
-        let pos = st.log.partition_point(|x| x <= &input);
-        if pos > 0 && st.log[pos - 1] == input {
+        let Some(in_order) = st.add(&input) else {
             return false; // exact duplicate
-        }
-        let in_order = pos == st.log.len();
-        st.log.insert(pos, input);
+        };
         if in_order {
-            let input = &st.log[pos];
-            let Some((tr, i)) = apply(&mut st.instances, machine, code, input, &self.params) else {
+            let Some((tr, i)) = apply(&mut st.instances, machine, code, &input, &self.params)
+            else {
                 return false;
             };
             let snap = st.instances[i].clone();
@@ -437,11 +538,8 @@ impl FaultTracker {
             });
             return failure;
         }
-        // Out of order: re-fold the key from its log.
-        let mut fresh = Vec::new();
-        for x in &st.log {
-            apply(&mut fresh, machine, code, x, &self.params);
-        }
+        // Out of order: re-fold the key from its inputs.
+        let fresh = st.fold(machine, code, &self.params);
         let old = std::mem::replace(&mut st.instances, fresh);
         let mut changed_failure = false;
         for o in &old {
@@ -523,7 +621,8 @@ impl FaultTracker {
                 by_id.remove(&i.id);
             }
             let first = st.instances[0].first_active_ms;
-            st.log.retain(|x| x.ts >= first);
+            st.edges.drop_before(first);
+            st.acks.retain(|x| x.ts >= first);
         }
     }
 }

@@ -5,10 +5,17 @@
 //! last one stays open). Micro-stop classification looks at the *whole* unplanned stop (the run
 //! of consecutive unplanned-stop intervals, whatever their reasons) before the stop is clipped to
 //! a window, so the result does not depend on where the windows are cut.
+//!
+//! The functions over `&[StateEvent]` depend only on where the state changes: an event with
+//! the category and reason of the one before it only splits an interval in two of the same
+//! kind (and a stop's extent walks over it). So the engine passes only the changes of its
+//! step series (`compact/steps.rs`), and `state_dirty_range` is the one place that looks at
+//! every sample.
 
 use std::collections::HashMap;
 
 use crate::calendar::CalCat;
+use crate::compact::{Gap, Pos, Step, StepSeries};
 use crate::kpi::Sums;
 use crate::types::Ms;
 
@@ -122,6 +129,55 @@ fn stop_extent(states: &[StateEvent], i: usize) -> (Ms, Option<Ms>) {
         .find(|e| e.category != Category::UnplannedStop)
         .map(|e| e.ts);
     (states[j].ts, end)
+}
+
+impl Step for StateEvent {
+    fn key(&self) -> (Ms, u64) {
+        (self.ts, self.seq)
+    }
+    fn at(self, (ts, seq): (Ms, u64)) -> Self {
+        StateEvent { ts, seq, ..self }
+    }
+    fn same_value(&self, o: &Self) -> bool {
+        (self.category, self.reason) == (o.category, o.reason)
+    }
+}
+
+/// Where inserting `ev` at `gap` of `s` can change slices: the intervals around it, and the
+/// whole stops they belong to (even an event after the horizon can close a stop whose start is
+/// in final slices). Computed over every sample, repeats included, exactly as over a sorted
+/// `Vec` of them: from the sample before the stop that ends two samples before `ev` to the one
+/// after the first sample after `ev` that is not an unplanned stop.
+pub(crate) fn state_dirty_range(
+    s: &StepSeries<StateEvent>,
+    gap: Gap,
+    ev: &StateEvent,
+    horizon: Ms,
+) -> (Ms, Ms) {
+    let stop = |e: &StateEvent| e.category == Category::UnplannedStop;
+    let heads = s.heads();
+    // A run is one value, so a walk over stop samples is a walk over heads.
+    let lo = match gap.0 {
+        None => ev.ts,
+        Some(p1) => match s.prev(p1) {
+            None => s.get(p1).ts,
+            Some(p2) if !stop(&s.get(p2)) => s.get(p2).ts,
+            Some(p2) => (0..p2.h)
+                .rev()
+                .find(|&h| !stop(&heads[h]))
+                .map_or(heads[0].ts, |h| s.get(s.run_end(h)).ts),
+        },
+    };
+    let end = s.after(gap).and_then(|n1| {
+        if !stop(&s.get(n1)) {
+            return Some(n1);
+        }
+        (n1.h + 1..heads.len())
+            .find(|&h| !stop(&heads[h]))
+            .map(|h| Pos { h, j: 0 })
+    });
+    let hi = end.and_then(|q| s.next(q)).map_or(horizon, |p| s.get(p).ts);
+    (lo, hi)
 }
 
 /// True when the unplanned stop containing `states[i]` is a micro-stop.
@@ -316,6 +372,76 @@ mod tests {
         let mut s = Sums::default();
         accumulate_time(&mut s, &states, 0, 3000, &[], &P);
         assert_eq!((s.unknown_ms, s.run_ms, s.ppt_ms), (1000, 2000, 2000));
+    }
+
+    /// The dirty range as the engine computed it over a sorted `Vec` of every state event.
+    fn vec_dirty_range(s: &[StateEvent], ev: &StateEvent, horizon: Ms) -> (Ms, Ms) {
+        let i = s.partition_point(|e| e < ev);
+        let mut s = s.to_vec();
+        s.insert(i, *ev);
+        let mut lo = i.saturating_sub(1);
+        while lo > 0 && s[lo - 1].category == Category::UnplannedStop {
+            lo -= 1;
+        }
+        let mut hi = i + 1;
+        while hi < s.len() && s[hi].category == Category::UnplannedStop {
+            hi += 1;
+        }
+        let lo_ts = s[lo.saturating_sub(1)].ts.min(ev.ts);
+        let hi_ts = s.get(hi + 1).map_or(horizon, |e| e.ts);
+        (lo_ts, hi_ts)
+    }
+
+    #[test]
+    fn dirty_ranges_are_those_over_every_sample() {
+        use Category::*;
+        let cats = [Running, UnplannedStop, UnplannedStop, Setup];
+        let mut rng = 11u64;
+        let mut next = || {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            rng >> 33
+        };
+        for _ in 0..40 {
+            let mut series = StepSeries::default();
+            let mut all: Vec<StateEvent> = Vec::new();
+            for n in 0..300i64 {
+                let r = next();
+                // Long runs (the category changes rarely), reasons within stops, late events.
+                let c = cats[(n / 25 + (r % 29 == 0) as i64) as usize % 4];
+                let ts = if r % 5 == 0 {
+                    n * 10 - (r % 400) as i64
+                } else {
+                    n * 10
+                };
+                let ev = StateEvent {
+                    ts,
+                    seq: r % 3,
+                    category: c,
+                    reason: (r % 31 == 0) as i64,
+                };
+                let horizon = n * 10 - 50;
+                match series.find(&ev) {
+                    Ok(_) => assert!(all.contains(&ev)),
+                    Err(gap) => {
+                        assert_eq!(
+                            state_dirty_range(&series, gap, &ev, horizon),
+                            vec_dirty_range(&all, &ev, horizon),
+                            "{ev:?}"
+                        );
+                        series.insert_at(gap, ev);
+                        all.insert(all.partition_point(|e| e < &ev), ev);
+                    }
+                }
+            }
+            assert!(
+                series.heads().len() < all.len() / 2,
+                "mostly repeats: {} of {}",
+                series.heads().len(),
+                all.len()
+            );
+        }
     }
 
     #[test]

@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::calendar::{CalCat, Calendar, ShiftInstance};
-use crate::compact::{CounterSeries, Insert, PackedSums};
+use crate::compact::{CounterSeries, Insert, PackedSums, Pos, Step, StepSeries};
 use crate::counters::{CounterKind, CounterSample, DeltaKind, Plausibility, delta};
 use crate::faults::{FaultEvent, FaultInstanceId, FaultParams, FaultTracker};
 use crate::intervals::{
     Category, MinorStops, StateCodeTable, StateEvent, TimeParams, UnknownPolicy, accumulate_time,
-    unclassified_from,
+    state_dirty_range, unclassified_from,
 };
 use crate::kpi::{Flags, Kpis, Sums, TbfBasis};
 use crate::types::{FastMap, IdealCycle, LineId, MachineId, Ms};
@@ -388,13 +388,68 @@ impl SiteCal {
     }
 }
 
+impl Step for (Ms, u64, IdealCycle) {
+    fn key(&self) -> (Ms, u64) {
+        (self.0, self.1)
+    }
+    fn at(self, (ts, seq): (Ms, u64)) -> Self {
+        (ts, seq, self.2)
+    }
+    fn same_value(&self, o: &Self) -> bool {
+        self.2 == o.2
+    }
+}
+
+/// A `fault.code` sample. Equal and ordered by its key alone: a second code at the same key
+/// replaces the first.
+#[derive(Clone, Copy, Debug)]
+struct FaultCodeAt {
+    ts: Ms,
+    seq: u64,
+    code: i64,
+}
+
+impl PartialEq for FaultCodeAt {
+    fn eq(&self, o: &Self) -> bool {
+        self.key() == o.key()
+    }
+}
+
+impl Eq for FaultCodeAt {}
+
+impl PartialOrd for FaultCodeAt {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for FaultCodeAt {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&o.key())
+    }
+}
+
+impl Step for FaultCodeAt {
+    fn key(&self) -> (Ms, u64) {
+        (self.ts, self.seq)
+    }
+    fn at(self, (ts, seq): (Ms, u64)) -> Self {
+        FaultCodeAt { ts, seq, ..self }
+    }
+    fn same_value(&self, o: &Self) -> bool {
+        self.code == o.code
+    }
+}
+
+/// A machine's inputs and slices. States, cycle times and fault codes are step series: a
+/// gateway publishing the same value 20 times a second costs a few bytes per sample.
 #[derive(Debug)]
 struct Machine {
-    states: Vec<StateEvent>,
+    states: StepSeries<StateEvent>,
     counters: [CounterSeries; 3],
-    icts: Vec<(Ms, u64, IdealCycle)>,
+    icts: StepSeries<(Ms, u64, IdealCycle)>,
     episodes: Vec<(Ms, Option<Ms>)>,
-    fault_codes: BTreeMap<(Ms, u64), i64>,
+    fault_codes: StepSeries<FaultCodeAt>,
     default_ict: Option<IdealCycle>,
     min_ts: Ms,
     origin: Option<Ms>,
@@ -411,11 +466,11 @@ struct Machine {
 impl Machine {
     fn new(default_ict: Option<IdealCycle>) -> Self {
         Self {
-            states: Vec::new(),
+            states: StepSeries::default(),
             counters: Default::default(),
-            icts: Vec::new(),
+            icts: StepSeries::default(),
             episodes: Vec::new(),
-            fault_codes: BTreeMap::new(),
+            fault_codes: StepSeries::default(),
             default_ict,
             min_ts: Ms::MAX,
             origin: None,
@@ -434,11 +489,13 @@ impl Machine {
     }
 
     fn ict_at(&self, ts: Ms) -> Option<IdealCycle> {
-        let i = self.icts.partition_point(|x| x.0 <= ts);
+        // The value of the last change at or before `ts` is that of the last sample there.
+        let icts = self.icts.heads();
+        let i = icts.partition_point(|x| x.0 <= ts);
         if i == 0 {
             self.default_ict
         } else {
-            Some(self.icts[i - 1].2)
+            Some(icts[i - 1].2)
         }
     }
 }
@@ -448,20 +505,6 @@ struct Line {
     machines: BTreeSet<MachineId>,
     emitted: BTreeMap<(WindowKind, Ms), Emitted>,
     pending: BTreeMap<(WindowKind, Ms), WindowMeta>,
-}
-
-/// Inserts keeping `v` sorted; `None` if an equal element is already there.
-fn insert_sorted<T: Ord>(v: &mut Vec<T>, x: T) -> Option<usize> {
-    if v.last().is_none_or(|l| *l < x) {
-        v.push(x);
-        return Some(v.len() - 1);
-    }
-    let i = v.partition_point(|e| *e < x);
-    if v.get(i) == Some(&x) {
-        return None;
-    }
-    v.insert(i, x);
-    Some(i)
 }
 
 fn gcd(a: Ms, b: Ms) -> Ms {
@@ -663,10 +706,12 @@ impl OeeEngine {
                     return;
                 }
                 let m = self.machine(machine);
-                match insert_sorted(&mut m.icts, (*ts_ms, *seq, *cycle)) {
-                    None => self.stats.duplicates += 1,
-                    Some(i) => {
-                        let hi = m.icts.get(i + 1).map_or(m.horizon, |x| x.0);
+                let x = (*ts_ms, *seq, *cycle);
+                match m.icts.find(&x) {
+                    Ok(_) => self.stats.duplicates += 1,
+                    Err(gap) => {
+                        let hi = m.icts.after(gap).map_or(m.horizon, |p| m.icts.get(p).0);
+                        m.icts.insert_at(gap, x);
                         m.mark_dirty(*ts_ms, hi);
                     }
                 }
@@ -690,20 +735,34 @@ impl OeeEngine {
             } => {
                 self.seen(*ts_ms);
                 let m = self.machine(machine);
-                let key = (*ts_ms, *seq);
-                if m.fault_codes.insert(key, *code) == Some(*code) {
-                    self.stats.duplicates += 1;
-                    return;
+                let x = FaultCodeAt {
+                    ts: *ts_ms,
+                    seq: *seq,
+                    code: *code,
+                };
+                let fc = &mut m.fault_codes;
+                // The samples before and after the key; a code already at the key is replaced.
+                let found = fc.find(&x);
+                let (before, after) = match found {
+                    Ok(p) if fc.get(p).code == *code => {
+                        self.stats.duplicates += 1;
+                        return;
+                    }
+                    Ok(p) => (fc.prev(p), fc.next(p)),
+                    Err(gap) => (gap.0, fc.after(gap)),
+                };
+                let prev = before.map_or(0, |p| fc.get(p).code);
+                let next = after.map(|p| fc.get(p));
+                match found {
+                    Ok(p) => {
+                        fc.remove(p);
+                        fc.insert(x);
+                    }
+                    Err(gap) => fc.insert_at(gap, x),
                 }
-                let prev = m.fault_codes.range(..key).next_back().map_or(0, |x| *x.1);
-                let next = m
-                    .fault_codes
-                    .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
-                    .next()
-                    .map(|(k, c)| (*k, *c));
                 let mut edges = vec![(prev, *code, *ts_ms, *seq)];
-                if let Some(((nts, nseq), ncode)) = next {
-                    edges.push((*code, ncode, nts, nseq));
+                if let Some(n) = next {
+                    edges.push((*code, n.code, n.ts, n.seq));
                 }
                 for (from, to, ts, seq) in edges {
                     if from == to {
@@ -769,27 +828,21 @@ impl OeeEngine {
         self.seen(ev.ts);
         let m = self.machine(machine);
         m.min_ts = m.min_ts.min(ev.ts);
-        let Some(i) = insert_sorted(&mut m.states, ev) else {
-            self.stats.duplicates += 1;
-            return;
+        let gap = match m.states.find(&ev) {
+            Ok(_) => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            Err(gap) => gap,
         };
-        if m.origin.is_none() {
-            return;
+        let dirty = m
+            .origin
+            .is_some()
+            .then(|| state_dirty_range(&m.states, gap, &ev, m.horizon));
+        m.states.insert_at(gap, ev);
+        if let Some((lo, hi)) = dirty {
+            m.mark_dirty(lo, hi);
         }
-        // Even an event after the horizon can close a stop whose start is in final slices.
-        // The intervals around the new event change, and so may the whole stops they belong to.
-        let s = &m.states;
-        let mut lo = i.saturating_sub(1);
-        while lo > 0 && s[lo - 1].category == Category::UnplannedStop {
-            lo -= 1;
-        }
-        let mut hi = i + 1;
-        while hi < s.len() && s[hi].category == Category::UnplannedStop {
-            hi += 1;
-        }
-        let lo_ts = s[lo.saturating_sub(1)].ts.min(ev.ts);
-        let hi_ts = s.get(hi + 1).map_or(m.horizon, |e| e.ts);
-        m.mark_dirty(lo_ts, hi_ts);
     }
 
     /// Advances the watermark to `max(ts, max event time − allowed lateness)` and emits every
@@ -927,30 +980,28 @@ impl OeeEngine {
             };
             let rolling_len = self.p.rolling.map_or(0, |r| r.len_ms);
             compact_slices(&ctx, m, rev_h.saturating_sub(rolling_len));
-            // States: keep the last one at or before the horizon and the whole stop it is in.
-            let mut i = m
-                .states
-                .partition_point(|e| e.ts <= rev_h)
-                .saturating_sub(1);
-            while i > 0
-                && m.states[i].category == Category::UnplannedStop
-                && m.states[i - 1].category == Category::UnplannedStop
-            {
-                i -= 1;
-            }
-            if i > 0 {
-                m.states.drain(..i);
+            // States: keep the last one at or before the horizon and the whole stop it is in
+            // (a stop starts at a head: its first sample differs from the one before).
+            if let Some(mut p) = m.states.last_at_or_before(rev_h) {
+                let heads = m.states.heads();
+                if heads[p.h].category == Category::UnplannedStop {
+                    let mut h = p.h;
+                    while h > 0 && heads[h - 1].category == Category::UnplannedStop {
+                        h -= 1;
+                    }
+                    p = Pos { h, j: 0 };
+                }
+                m.states.prune_to(p);
             }
             for v in &mut m.counters {
                 v.prune(rev_h);
             }
-            let i = m.icts.partition_point(|e| e.0 <= rev_h).saturating_sub(1);
-            if i > 0 {
-                m.icts.drain(..i);
+            if let Some(p) = m.icts.last_at_or_before(rev_h) {
+                m.icts.prune_to(p);
             }
-            let i = m.fault_codes.range(..(rev_h, 0)).count().saturating_sub(1);
-            for _ in 0..i {
-                m.fault_codes.pop_first();
+            // The last code before the horizon (not at it) stays.
+            if let Some(p) = m.fault_codes.last_at_or_before(rev_h.saturating_sub(1)) {
+                m.fault_codes.prune_to(p);
             }
             m.slices = m.slices.split_off(&keep_h);
             m.emitted
@@ -1170,7 +1221,7 @@ fn compact_slices(ctx: &Ctx<'_>, m: &mut Machine, before: Ms) {
 fn compute_slice(ctx: &Ctx<'_>, m: &Machine, a: Ms, b: Ms) -> Sums {
     let mut s = Sums::default();
     let timeline: &[(Ms, CalCat)] = ctx.site.map_or(&[], |c| &c.timeline);
-    accumulate_time(&mut s, &m.states, a, b, timeline, ctx.tp);
+    accumulate_time(&mut s, m.states.heads(), a, b, timeline, ctx.tp);
     for (k, v) in m.counters.iter().enumerate() {
         v.for_each_in(a, b, |prev, cur| {
             let ict = m.ict_at(cur.ts);
@@ -1293,7 +1344,7 @@ fn advance_machine(
     pending: &mut Vec<PendingLineWindow>,
     stats: &mut Stats,
 ) {
-    let limit = unclassified_from(&m.states, w, ctx.p.micro_stop_ms).map_or(w, |s| s.min(w));
+    let limit = unclassified_from(m.states.heads(), w, ctx.p.micro_stop_ms).map_or(w, |s| s.min(w));
     if m.origin.is_none() {
         if m.min_ts == Ms::MAX {
             return;

@@ -122,7 +122,36 @@ fn events() -> impl Strategy<Value = Vec<(Ev, Ms)>> {
         (0..2usize, 0..3 * H, 0..4i64).prop_map(|(m, t, c)| Ev::FaultCode(m, T0 + t, c * 10)),
         (0..2usize, 0..3 * H, 500..3000u64).prop_map(|(m, t, c)| Ev::Ict(m, T0 + t, c)),
     ];
-    prop::collection::vec((ev, 0..LATENESS), 1..120)
+    // Runs of one value re-sent at a fixed period (a gateway polling a PLC), which late inputs
+    // of another value can land inside: the repeats after such an input bring the old value
+    // back, so an engine may not drop them.
+    let run = (0..2usize, 0..3 * H, 1..60i64, 2..10usize, 0..4u8, 0..6i64).prop_map(
+        |(m, t, period_s, n, kind, v)| {
+            (0..n as i64)
+                .map(|k| {
+                    let ts = T0 + t / 1000 * 1000 + k * period_s * 1000;
+                    match kind {
+                        0 => Ev::State(m, ts, v as u8),
+                        1 => Ev::Ict(m, ts, 500 + v as u64 % 2 * 1000),
+                        2 => Ev::FaultCode(m, ts, v % 2 * 10),
+                        _ => Ev::Fault(m, ts, 1, v % 2 == 0),
+                    }
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    let item = prop_oneof![
+        3 => ev.prop_map(|e| vec![e]),
+        1 => run,
+    ];
+    prop::collection::vec((item, 0..LATENESS), 1..60).prop_map(|v| {
+        let mut flat: Vec<(Ev, Ms)> = v
+            .into_iter()
+            .flat_map(|(evs, d)| evs.into_iter().map(move |e| (e, d)))
+            .collect();
+        flat.truncate(120);
+        flat
+    })
 }
 
 fn ts_of(e: &Ev) -> Ms {
@@ -269,6 +298,29 @@ fn a_late_end_after_the_horizon_reclassifies_a_stop_as_micro() {
     assert_eq!(
         (w.sums.micro_stop_ms, w.sums.unplanned_ms, w.revision),
         (MIN, 0, 1)
+    );
+}
+
+#[test]
+fn a_late_stop_inside_a_run_of_repeated_states_lasts_until_the_next_repeat() {
+    // A gateway re-sends "running" every 10 s. A stop arriving after the hour was emitted, 5 s
+    // before one of those repeats, is a 5 s stop: the repeat says running again.
+    let mut f = Feed::new(OeeParams {
+        micro_stop_ms: 0,
+        ..params()
+    });
+    let m = m1();
+    for k in 0..360 {
+        f.run(&m, at(7, 0, 0) + k * 10 * S);
+    }
+    f.wm(at(8, 0, 0));
+    assert_eq!(f.win(&m, WindowKind::Tumbling, at(7, 0, 0)).sums.run_ms, H);
+    f.stop(&m, at(7, 30, 5));
+    f.wm(at(8, 0, 1));
+    let w = f.win(&m, WindowKind::Tumbling, at(7, 0, 0));
+    assert_eq!(
+        (w.sums.run_ms, w.sums.unplanned_ms, w.revision),
+        (H - 5 * S, 5 * S, 1)
     );
 }
 

@@ -1,12 +1,17 @@
 //! Compact in-memory forms of what the OEE engine keeps for late data: counter samples as
-//! delta-encoded blocks ([`CounterSeries`]) and slice sums with only their non-zero fields
-//! ([`PackedSums`]). Both round-trip exactly; they exist because the revision horizon makes the
-//! engine hold millions of samples and hundreds of thousands of slices (BENCHMARKS.md, run I).
+//! delta-encoded blocks ([`CounterSeries`]), piecewise-constant inputs (states, cycle times,
+//! fault codes and flags) as their changes with the repeats between them as varints
+//! ([`StepSeries`]), and slice sums with only their non-zero fields ([`PackedSums`]). All
+//! round-trip exactly; they exist because the revision horizon makes the engine hold millions
+//! of samples and hundreds of thousands of slices (BENCHMARKS.md, run I), and a gateway that
+//! re-publishes unchanged values 20 times a second as many repeats.
 
 mod series;
+mod steps;
 mod sums;
 
 pub(crate) use series::{CounterSeries, Insert};
+pub(crate) use steps::{Gap, Pos, Step, StepSeries};
 pub(crate) use sums::PackedSums;
 
 /// Appends `v` as a LEB128 varint (7 bits a byte, low bits first).
