@@ -13,6 +13,12 @@
 //! applied one re-folds the key from its inputs (emitting `Revised` / `Superseded` events), so the
 //! final instances do not depend on arrival order. Instance ids are derived from machine, code
 //! and first activation time (FNV-1a), never random.
+//!
+//! Late data has a horizon, as for the windows: [`FaultTracker::prune`] is given the time before
+//! which inputs are too late (the engine's `watermark − revision_horizon_ms`). Activations and
+//! clears before it are ignored and counted; the inputs before it are folded into the instances
+//! *as they were at the horizon* and dropped, since every input still accepted sorts after them.
+//! A key's log is then its inputs within the horizon, whatever the uptime.
 
 use std::sync::Arc;
 
@@ -69,7 +75,9 @@ pub struct FaultParams {
     pub chatter_count: usize,
     /// Default 60 000.
     pub chatter_window_ms: Ms,
-    /// Resolved instances older than this (behind the watermark) are forgotten. Default 24 h.
+    /// Resolved instances older than this (behind the watermark) are forgotten, but never
+    /// before the horizon of late data has passed their resolution (nor the last instance of a
+    /// key, which the dedup window may re-open). Default 24 h.
     pub retention_ms: Ms,
 }
 
@@ -309,10 +317,16 @@ impl Step for Edge {
 /// resolved (or there is none), so another clear is one too. So folding the heads and the acks
 /// gives the instances of folding every input, and a flag re-sent 20 times a second costs a
 /// few bytes per sample; the repeats are kept because a late input can land between them.
+///
+/// Inputs before the tracker's horizon are gone: `base` is what folding them gave, and the
+/// fold goes on from there. The first edge kept may repeat the last one folded into `base`
+/// (it is then a head of `edges` without being a change): by the argument above, a no-op.
 #[derive(Debug, Default)]
 struct KeyState {
+    base: Vec<FaultInstance>,
     edges: StepSeries<Edge>,
     acks: Vec<KeyInput>,
+    /// `base` with every input of `edges` and `acks` folded in.
     instances: Vec<FaultInstance>,
 }
 
@@ -339,21 +353,61 @@ impl KeyState {
         Some(after_all)
     }
 
-    /// Folds every input in order (see the type's documentation for why heads suffice).
+    /// Folds every input in order onto `base` (see the type's documentation for why heads
+    /// suffice).
     fn fold(&self, machine: &MachineId, code: i64, p: &FaultParams) -> Vec<FaultInstance> {
-        let mut inst = Vec::new();
-        let mut acks = self.acks.iter().peekable();
-        for e in self.edges.heads() {
-            let e = e.input();
-            while let Some(a) = acks.next_if(|a| **a < e) {
-                apply(&mut inst, machine, code, a, p);
-            }
-            apply(&mut inst, machine, code, &e, p);
-        }
-        for a in acks {
-            apply(&mut inst, machine, code, a, p);
-        }
+        let mut inst = self.base.clone();
+        fold_into(&mut inst, self.edges.heads(), &self.acks, machine, code, p);
         inst
+    }
+
+    /// Folds the inputs before `horizon` into `base` and drops them. Edges before it cannot come
+    /// any more; an ack before it still can (see [`FaultTracker::ack`]) and then sorts before
+    /// every kept edge, as it would have had it come before the collapse.
+    fn collapse(&mut self, horizon: Ms, machine: &MachineId, code: i64, p: &FaultParams) {
+        let heads = self.edges.heads();
+        let n_edges = heads.partition_point(|e| e.ts < horizon);
+        let n_acks = self.acks.partition_point(|a| a.ts < horizon);
+        if n_edges == 0 && n_acks == 0 {
+            return;
+        }
+        fold_into(
+            &mut self.base,
+            &heads[..n_edges],
+            &self.acks[..n_acks],
+            machine,
+            code,
+            p,
+        );
+        self.edges.drop_before(horizon);
+        self.acks.drain(..n_acks);
+    }
+
+    /// Inputs held: edges (repeats included) and acks.
+    fn inputs(&self) -> usize {
+        self.edges.len() + self.acks.len()
+    }
+}
+
+/// Applies edges and acks (each sorted), merged in input order.
+fn fold_into(
+    inst: &mut Vec<FaultInstance>,
+    edges: &[Edge],
+    acks: &[KeyInput],
+    machine: &MachineId,
+    code: i64,
+    p: &FaultParams,
+) {
+    let mut acks = acks.iter().peekable();
+    for e in edges {
+        let e = e.input();
+        while let Some(a) = acks.next_if(|a| **a < e) {
+            apply(inst, machine, code, a, p);
+        }
+        apply(inst, machine, code, &e, p);
+    }
+    for a in acks {
+        apply(inst, machine, code, a, p);
     }
 }
 
@@ -437,14 +491,25 @@ fn apply(
 }
 
 /// The fault tracker over all machines.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FaultTracker {
     params: FaultParams,
     keys: FastMap<(MachineId, i64), KeyState>,
     by_id: FastMap<FaultInstanceId, (MachineId, i64)>,
     by_machine: FastMap<MachineId, Vec<i64>>,
+    /// Activations and clears before this are too late (see [`FaultTracker::prune`]).
+    horizon: Ms,
     /// Acks naming an instance id that is not known.
     pub unknown_acks: u64,
+    /// Activations and clears older than the horizon of the last prune, ignored. (The engine
+    /// drops them before they get here and counts them in its own `too_late`.)
+    pub too_late: u64,
+}
+
+impl Default for FaultTracker {
+    fn default() -> Self {
+        Self::new(FaultParams::default())
+    }
 }
 
 impl FaultTracker {
@@ -452,7 +517,12 @@ impl FaultTracker {
     pub fn new(params: FaultParams) -> Self {
         Self {
             params,
-            ..Default::default()
+            keys: FastMap::default(),
+            by_id: FastMap::default(),
+            by_machine: FastMap::default(),
+            horizon: Ms::MIN,
+            unknown_acks: 0,
+            too_late: 0,
         }
     }
 
@@ -462,7 +532,8 @@ impl FaultTracker {
     }
 
     /// A fault bit of `(machine, code)` changed at `ts`. Returns true when the failure spans
-    /// of the machine may have changed.
+    /// of the machine may have changed. Before the horizon of the last [`prune`](Self::prune),
+    /// ignored and counted in `too_late`.
     #[allow(clippy::too_many_arguments)]
     pub fn fault(
         &mut self,
@@ -474,6 +545,10 @@ impl FaultTracker {
         severity: Option<u16>,
         out: &mut Vec<FaultEvent>,
     ) -> bool {
+        if ts < self.horizon {
+            self.too_late += 1;
+            return false;
+        }
         let kind = if active {
             InputKind::Activate { severity }
         } else {
@@ -483,6 +558,8 @@ impl FaultTracker {
     }
 
     /// An explicit acknowledgement. Returns the machine whose instance it named, if known.
+    /// It is never too late (it carries the operator's time, which may lag the machines'):
+    /// one stamped before the horizon applies to the instance as it was at the horizon.
     pub fn ack(
         &mut self,
         id: FaultInstanceId,
@@ -603,27 +680,40 @@ impl FaultTracker {
         merge_episodes(spans)
     }
 
-    /// Forgets instances resolved before `horizon` (keeping the last one of each key, which
-    /// the dedup window may re-open) and their inputs.
-    pub fn prune(&mut self, watermark: Ms) {
-        let horizon = watermark.saturating_sub(self.params.retention_ms);
+    /// Activations and clears before `horizon` become too late (the engine passes
+    /// `watermark − revision_horizon_ms`; it never moves back): the inputs before it are folded
+    /// into the state at the horizon and dropped. Forgets instances resolved before both
+    /// `watermark − retention_ms` and `horizon`, except the last of each key (the dedup window
+    /// may re-open it) and the last one the horizon state holds (the fold goes on from it).
+    pub fn prune(&mut self, watermark: Ms, horizon: Ms) {
+        self.horizon = self.horizon.max(horizon);
+        let horizon = self.horizon;
+        let forget_before = watermark
+            .saturating_sub(self.params.retention_ms)
+            .min(horizon);
         let by_id = &mut self.by_id;
-        for st in self.keys.values_mut() {
-            let n = st.instances.len();
-            let keep_from = st.instances[..n.saturating_sub(1)]
+        for ((machine, code), st) in self.keys.iter_mut() {
+            st.collapse(horizon, machine, *code, &self.params);
+            // `base` is a prefix of `instances` (a fold only changes the last instance or adds
+            // one, and acks by id): the same instances, older versions.
+            let keep_from = st.instances[..st.base.len().saturating_sub(1)]
                 .iter()
-                .position(|i| i.resolved_ms.is_none_or(|r| r >= horizon))
-                .unwrap_or(n.saturating_sub(1));
+                .position(|i| i.resolved_ms.is_none_or(|r| r >= forget_before))
+                .unwrap_or(st.base.len().saturating_sub(1));
             if keep_from == 0 {
                 continue;
             }
+            st.base.drain(..keep_from);
             for i in st.instances.drain(..keep_from) {
                 by_id.remove(&i.id);
             }
-            let first = st.instances[0].first_active_ms;
-            st.edges.drop_before(first);
-            st.acks.retain(|x| x.ts >= first);
         }
+    }
+
+    /// Inputs (activations, clears, acks; re-sent values included) held for late data, over
+    /// all keys: those within the horizon.
+    pub fn retained_inputs(&self) -> usize {
+        self.keys.values().map(KeyState::inputs).sum()
     }
 }
 
@@ -646,4 +736,274 @@ pub fn merge_episodes(mut spans: Vec<(Ms, Option<Ms>)>) -> Vec<(Ms, Option<Ms>)>
         out.push((s, e));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Ms = 1000;
+    const MIN: Ms = 60 * S;
+    const H: Ms = 60 * MIN;
+    const DAY: Ms = 24 * H;
+    /// The engine's defaults: 5 min allowed lateness, a 2 h revision horizon, a prune every
+    /// 10 minutes of watermark.
+    const LATENESS: Ms = 5 * MIN;
+    const HORIZON: Ms = 2 * H;
+    const PRUNE_EVERY: Ms = 10 * MIN;
+
+    fn m() -> MachineId {
+        MachineId::new("site", "line", "m1")
+    }
+
+    /// Drives a tracker as the engine does: the watermark follows the newest input, and every
+    /// 10 minutes of it the tracker is pruned with the engine's horizon.
+    struct Driver {
+        t: FaultTracker,
+        max_ts: Ms,
+        last_prune: Ms,
+        out: Vec<FaultEvent>,
+    }
+
+    impl Driver {
+        fn new(p: FaultParams) -> Self {
+            Driver {
+                t: FaultTracker::new(p),
+                max_ts: Ms::MIN,
+                last_prune: Ms::MIN,
+                out: Vec::new(),
+            }
+        }
+
+        fn fault(&mut self, code: i64, active: bool, ts: Ms, seq: u64) {
+            self.t
+                .fault(&m(), code, active, ts, seq, None, &mut self.out);
+            self.max_ts = self.max_ts.max(ts);
+            let w = self.max_ts - LATENESS;
+            if w >= self.last_prune.saturating_add(PRUNE_EVERY) {
+                self.t.prune(w, w - HORIZON);
+                self.last_prune = w;
+            }
+        }
+    }
+
+    /// The most a driven key may hold: the horizon, the lateness and a prune period of inputs.
+    fn bound(period: Ms) -> usize {
+        ((HORIZON + LATENESS + PRUNE_EVERY) / period + 2) as usize
+    }
+
+    #[test]
+    fn a_flag_re_sent_false_for_days_keeps_a_bounded_log() {
+        let mut d = Driver::new(FaultParams::default());
+        let mut peak = 0;
+        for k in 0..3 * DAY / S {
+            d.fault(7, false, k * S, k as u64);
+            peak = peak.max(d.t.retained_inputs());
+        }
+        // Without the horizon, all 259 200 samples.
+        assert!(peak <= bound(S), "peak {peak}");
+        assert!(d.t.instances().is_empty());
+        assert!(d.out.is_empty());
+        assert_eq!(d.t.too_late, 0);
+    }
+
+    #[test]
+    fn a_resolved_instance_re_sent_for_days_keeps_a_bounded_log_and_its_instance() {
+        let mut d = Driver::new(FaultParams::default());
+        d.fault(7, true, 0, 0);
+        d.fault(7, true, S, 1);
+        let id = d.out[0].instance.id;
+        let mut peak = 0;
+        for k in 60..3 * DAY / S {
+            d.fault(7, false, k * S, k as u64);
+            peak = peak.max(d.t.retained_inputs());
+        }
+        assert!(peak <= bound(S), "peak {peak}");
+        // The instance is the key's last one: kept, unchanged, with its id.
+        let all = d.t.instances();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (all[0].id, all[0].state, all[0].resolved_ms),
+            (id, FaultState::Resolved, Some(60 * S))
+        );
+        // A new activation is a new instance, the old one forgotten once it is a day old.
+        let t = 3 * DAY;
+        d.fault(7, true, t, 1 << 40);
+        d.fault(7, true, t + DAY, 1 << 40);
+        let all = d.t.instances();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].first_active_ms, t);
+        assert!(d.t.instance(id).is_none());
+    }
+
+    #[test]
+    fn an_input_behind_the_horizon_is_counted_and_ignored() {
+        let mut t = FaultTracker::new(FaultParams::default());
+        let mut out = Vec::new();
+        t.fault(&m(), 7, true, 0, 0, None, &mut out);
+        t.fault(&m(), 7, false, 10 * MIN, 1, None, &mut out);
+        t.prune(5 * H, 3 * H);
+        let before: Vec<FaultInstance> = t.instances().into_iter().cloned().collect();
+        out.clear();
+        // Would resolve the instance at 5 min and open another at 3 h − 1 ms.
+        assert!(!t.fault(&m(), 7, false, 5 * MIN, 2, None, &mut out));
+        assert!(!t.fault(&m(), 7, true, 3 * H - 1, 3, None, &mut out));
+        assert_eq!(t.too_late, 2);
+        assert!(out.is_empty());
+        let after: Vec<FaultInstance> = t.instances().into_iter().cloned().collect();
+        assert_eq!(after, before);
+    }
+
+    #[test]
+    fn an_input_at_the_horizon_still_revises() {
+        // Active from 0, `true` re-sent every 10 s, cleared at 3 h; pruned at a horizon of 2 h.
+        let feed = |t: &mut FaultTracker, out: &mut Vec<FaultEvent>, prune: bool| {
+            for k in 0..3 * H / (10 * S) {
+                t.fault(&m(), 7, true, k * 10 * S, k as u64, None, out);
+            }
+            t.fault(&m(), 7, false, 3 * H, 0, None, out);
+            if prune {
+                t.prune(4 * H, 2 * H);
+            }
+        };
+        let mut pruned = FaultTracker::default();
+        let mut full = FaultTracker::default();
+        let (mut out_p, mut out_f) = (Vec::new(), Vec::new());
+        feed(&mut pruned, &mut out_p, true);
+        feed(&mut full, &mut out_f, false);
+        assert!(pruned.retained_inputs() < full.retained_inputs() / 2);
+        // A late clear at the horizon, 5 s before a repeat: resolved at 2 h, re-opened (the
+        // dedup window) at 2 h + 5 s, as with every input kept.
+        out_p.clear();
+        out_f.clear();
+        pruned.fault(&m(), 7, false, 2 * H, 1 << 40, None, &mut out_p);
+        full.fault(&m(), 7, false, 2 * H, 1 << 40, None, &mut out_f);
+        assert_eq!(pruned.too_late, 0);
+        assert_eq!(out_p, out_f);
+        assert_eq!(out_p.len(), 1);
+        assert_eq!(out_p[0].transition, FaultTransition::Revised);
+        assert_eq!(
+            (
+                out_p[0].instance.occurrence_count,
+                out_p[0].instance.first_active_ms
+            ),
+            (2, 0)
+        );
+        assert_eq!(pruned.instances(), full.instances());
+        // One millisecond earlier is too late.
+        pruned.fault(&m(), 7, true, 2 * H - 1, 0, None, &mut out_p);
+        assert_eq!(pruned.too_late, 1);
+    }
+
+    #[test]
+    fn the_instance_the_horizon_state_ends_with_is_kept_for_the_dedup_window() {
+        // A dedup window longer than retention − horizon: X resolved at 1 min can still be
+        // re-opened at the horizon (10 h) although it is older than the retention (3 h) and a
+        // later instance Y exists.
+        let p = FaultParams {
+            dedup_window_ms: 10 * H,
+            retention_ms: 3 * H,
+            ..FaultParams::default()
+        };
+        let feed = |t: &mut FaultTracker, out: &mut Vec<FaultEvent>| {
+            t.fault(&m(), 7, true, 0, 0, None, out);
+            t.fault(&m(), 7, false, MIN, 0, None, out);
+            t.fault(&m(), 7, true, 10 * H + 2 * MIN, 0, None, out);
+            t.fault(&m(), 7, false, 10 * H + 3 * MIN, 0, None, out);
+        };
+        let mut pruned = FaultTracker::new(p.clone());
+        let mut full = FaultTracker::new(p);
+        let (mut out_p, mut out_f) = (Vec::new(), Vec::new());
+        feed(&mut pruned, &mut out_p);
+        feed(&mut full, &mut out_f);
+        pruned.prune(12 * H, 10 * H);
+        assert_eq!(pruned.instances(), full.instances());
+        out_p.clear();
+        out_f.clear();
+        pruned.fault(&m(), 7, true, 10 * H + MIN, 1, None, &mut out_p);
+        full.fault(&m(), 7, true, 10 * H + MIN, 1, None, &mut out_f);
+        assert_eq!(out_p, out_f);
+        let all = pruned.instances();
+        assert_eq!(all, full.instances());
+        assert_eq!((all.len(), all[0].first_active_ms), (1, 0));
+    }
+
+    /// A small deterministic generator (no dependency for one test).
+    fn lcg(x: &mut u64) -> u64 {
+        *x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *x >> 33
+    }
+
+    #[test]
+    fn every_input_within_the_horizon_gives_the_events_of_a_tracker_that_keeps_every_input() {
+        // Two flags re-sent every 10 s for 12 h, toggling at random, with inputs up to 3 h late
+        // and operator acks (at the operator's time, after the instance's last change, as the
+        // service sends them). The pruned tracker must emit what a tracker that never forgets
+        // emits for every input it does not count as too late.
+        let p = FaultParams {
+            retention_ms: 100 * DAY, // forgetting instances is not what is compared here
+            ..FaultParams::default()
+        };
+        for seed in 0..6u64 {
+            let mut rng = seed;
+            let mut d = Driver::new(p.clone());
+            let mut full = FaultTracker::new(p.clone());
+            let mut out_f = Vec::new();
+            let mut value = [false, true];
+            let (mut seen_late, mut acks_behind) = (0, 0);
+            for k in 0..12 * H / (10 * S) {
+                for (code, v) in value.iter_mut().enumerate() {
+                    let r = lcg(&mut rng);
+                    if r.is_multiple_of(50) {
+                        *v = !*v;
+                    }
+                    let (ts, active) = if r.is_multiple_of(7) {
+                        (k * 10 * S - (r as Ms % (3 * H)), r.is_multiple_of(2))
+                    } else {
+                        (k * 10 * S, *v)
+                    };
+                    let seq = (k as u64) << 8 | code as u64;
+                    let late_before = d.t.too_late;
+                    d.out.clear();
+                    out_f.clear();
+                    d.fault(code as i64, active, ts, seq);
+                    if d.t.too_late > late_before {
+                        seen_late += 1;
+                        continue;
+                    }
+                    full.fault(&m(), code as i64, active, ts, seq, None, &mut out_f);
+                    assert_eq!(d.out, out_f, "seed {seed} input {k}/{code} at {ts}");
+                    if r.is_multiple_of(11) {
+                        let all = d.t.instances();
+                        let Some(x) = all.get(r as usize / 11 % all.len().max(1)) else {
+                            continue;
+                        };
+                        let x = (*x).clone();
+                        if x.acked_ms.is_some() {
+                            continue;
+                        }
+                        // The operator's clock may lag: an ack behind the horizon.
+                        let at = (k * 10 * S - 3 * H)
+                            .max(x.last_active_ms + 1)
+                            .max(x.resolved_ms.map_or(Ms::MIN, |r| r + 1));
+                        acks_behind += usize::from(at < d.t.horizon);
+                        d.out.clear();
+                        out_f.clear();
+                        d.t.ack(x.id, "op", at, &mut d.out);
+                        full.ack(x.id, "op", at, &mut out_f);
+                        assert_eq!(d.out, out_f, "seed {seed} ack {k} at {at}");
+                    }
+                }
+            }
+            assert!(
+                seen_late > 0,
+                "the generator sends inputs behind the horizon"
+            );
+            assert!(acks_behind > 0, "and acks behind it");
+            assert_eq!(d.t.instances(), full.instances(), "seed {seed}");
+            assert!(d.t.retained_inputs() <= 2 * bound(10 * S) + 2 * 100);
+        }
+    }
 }

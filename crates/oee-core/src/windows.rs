@@ -54,8 +54,9 @@ pub struct OeeParams {
     pub rolling: Option<RollingParams>,
     /// Watermark = max event time − this. Default 300 000.
     pub allowed_lateness_ms: Ms,
-    /// Inputs are kept this long behind the watermark so late data can revise windows; older
-    /// inputs are counted in `stats.too_late` and dropped. Default 7 200 000.
+    /// Inputs are kept this long behind the watermark so late data can revise windows and
+    /// fault instances; older inputs (fault flags and codes included, acknowledgements not) are
+    /// counted in `stats.too_late` and dropped. Default 7 200 000.
     pub revision_horizon_ms: Ms,
     /// Ideal cycle time of machines without their own entry.
     pub default_ideal_cycle: Option<IdealCycle>,
@@ -272,7 +273,8 @@ pub enum Output {
 /// Counters of inputs the engine could not use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Inputs older than `watermark − revision_horizon_ms`, dropped.
+    /// Inputs older than `watermark − revision_horizon_ms`, dropped (acknowledgements never
+    /// are).
     pub too_late: u64,
     /// Exact duplicate inputs, ignored.
     pub duplicates: u64,
@@ -293,7 +295,8 @@ pub struct Retained {
     pub slices: usize,
     /// Emitted machine and line windows kept to detect revisions.
     pub windows: usize,
-    /// Raw inputs (states, counter samples, cycle times, fault codes) kept for late data.
+    /// Raw inputs (states, counter samples, cycle times, fault codes, fault flags and
+    /// acknowledgements) kept for late data.
     pub inputs: usize,
 }
 
@@ -724,6 +727,9 @@ impl OeeEngine {
                 seq,
                 severity,
             } => {
+                if self.too_late(*ts_ms) {
+                    return;
+                }
                 self.seen(*ts_ms);
                 self.fault(machine, *code, *active, *ts_ms, *seq, *severity, out);
             }
@@ -733,6 +739,9 @@ impl OeeEngine {
                 ts_ms,
                 seq,
             } => {
+                if self.too_late(*ts_ms) {
+                    return;
+                }
                 self.seen(*ts_ms);
                 let m = self.machine(machine);
                 let x = FaultCodeAt {
@@ -1011,7 +1020,7 @@ impl OeeEngine {
             l.emitted
                 .retain(|k, e| still_revisable(k, e, keep_h, rev_h));
         }
-        self.faults.prune(w);
+        self.faults.prune(w, rev_h);
     }
 
     /// What the engine holds in memory (machines, slices, windows kept for revisions, inputs),
@@ -1029,6 +1038,7 @@ impl OeeEngine {
                 + m.icts.len()
                 + m.fault_codes.len();
         }
+        r.inputs += self.faults.retained_inputs();
         r.windows += self.lines.values().map(|l| l.emitted.len()).sum::<usize>();
         r
     }

@@ -176,6 +176,71 @@ fn inputs_behind_the_revision_horizon_are_counted_and_dropped() {
     f.wm(at(12, 0, 0));
     f.total(&m, at(9, 0, 0), 5);
     assert_eq!(f.engine.stats.too_late, 1);
+    // Fault flags and codes too: the instances behind the horizon are what they were at it.
+    f.fault(&m, 42, true, at(12, 0, 0));
+    f.fault(&m, 42, false, at(12, 30, 0));
+    f.wm(at(14, 30, 0));
+    let before: Vec<String> = f
+        .engine
+        .faults()
+        .instances()
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect();
+    f.out.clear();
+    f.fault(&m, 42, false, at(12, 10, 0));
+    f.push(OeeInput::FaultCode {
+        machine: m.clone(),
+        code: 43,
+        ts_ms: at(13, 29, 59),
+        seq: 0,
+    });
+    assert_eq!(f.engine.stats.too_late, 3);
+    assert!(f.out.is_empty());
+    let after: Vec<String> = f
+        .engine
+        .faults()
+        .instances()
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect();
+    assert_eq!(after, before);
+    // At the horizon: taken.
+    f.fault(&m, 42, true, at(13, 30, 0));
+    assert_eq!(f.engine.stats.too_late, 3);
+    let all = f.engine.faults().instances();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[1].first_active_ms, all[1].state),
+        (at(13, 30, 0), FaultState::Active)
+    );
+}
+
+#[test]
+fn a_fault_flag_re_sent_for_days_keeps_a_bounded_log() {
+    // A gateway re-sends a fault flag every 10 s: `false` for a day, active for 10 minutes,
+    // then `false` again for a day. The engine keeps the inputs of the revision horizon only
+    // (without it, 17,280 a day), and the instance.
+    let mut f = Feed::new(params());
+    let m = m1();
+    let mut peak = 0;
+    for k in 0..2 * 24 * 360 {
+        let t = T0 + k * 10 * S;
+        let active = (24 * H..24 * H + 10 * MIN).contains(&(t - T0));
+        f.fault(&m, 42, active, t);
+        f.wm(t);
+        peak = peak.max(f.engine.retained().inputs);
+    }
+    // 2 h of horizon + the prune period (the 1 h step without rolling windows) at one input
+    // per 10 s.
+    assert!(peak <= 3 * 360 + 2, "inputs {peak}");
+    let all = f.engine.faults().instances();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].first_active_ms, all[0].duration_ms()),
+        (T0 + 24 * H, Some(10 * MIN))
+    );
+    assert_eq!(f.engine.stats.too_late, 0);
 }
 
 #[test]
