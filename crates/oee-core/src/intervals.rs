@@ -7,8 +7,7 @@
 //! a window, so the result does not depend on where the windows are cut.
 //!
 //! The functions over `&[StateEvent]` depend only on where the state changes: an event with
-//! the category and reason of the one before it only splits an interval in two of the same
-//! kind (and a stop's extent walks over it). So the engine passes only the changes of its
+//! the category of the one before it only splits an interval in two of the same kind (and a stop's extent walks over it). So the engine passes only the changes of its
 //! step series (`compact/steps.rs`), and `state_dirty_range` is the one place that looks at
 //! every sample.
 
@@ -45,8 +44,6 @@ pub struct StateEvent {
     pub seq: u64,
     /// The category from this time on.
     pub category: Category,
-    /// The reason or raw state code (0 when none).
-    pub reason: i64,
 }
 
 /// How micro-stops count.
@@ -139,7 +136,7 @@ impl Step for StateEvent {
         StateEvent { ts, seq, ..self }
     }
     fn same_value(&self, o: &Self) -> bool {
-        (self.category, self.reason) == (o.category, o.reason)
+        self.category == o.category
     }
 }
 
@@ -335,7 +332,6 @@ mod tests {
             ts,
             seq: 0,
             category,
-            reason: 0,
         }
     }
 
@@ -408,7 +404,7 @@ mod tests {
             let mut all: Vec<StateEvent> = Vec::new();
             for n in 0..300i64 {
                 let r = next();
-                // Long runs (the category changes rarely), reasons within stops, late events.
+                // Long runs (the category changes rarely), late events.
                 let c = cats[(n / 25 + (r % 29 == 0) as i64) as usize % 4];
                 let ts = if r % 5 == 0 {
                     n * 10 - (r % 400) as i64
@@ -419,7 +415,6 @@ mod tests {
                     ts,
                     seq: r % 3,
                     category: c,
-                    reason: (r % 31 == 0) as i64,
                 };
                 let horizon = n * 10 - 50;
                 match series.find(&ev) {

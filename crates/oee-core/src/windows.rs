@@ -647,11 +647,15 @@ impl OeeEngine {
                 seq,
                 value,
             } => {
-                let (category, reason) = match *value {
-                    StateValue::Running(true) => (Category::Running, 0),
-                    StateValue::Running(false) => (self.p.not_running, 0),
-                    StateValue::Code(c) => (self.p.state_codes.category(c), c),
-                    StateValue::Category(c, r) => (c, r),
+                // The reason or raw code does not change any figure (a stop is the run of
+                // unplanned-stop intervals whatever their reasons): only the category is kept,
+                // so a machine reporting `state.running` and `state.code` side by side makes one
+                // run of repeats, not a change per sample.
+                let category = match *value {
+                    StateValue::Running(true) => Category::Running,
+                    StateValue::Running(false) => self.p.not_running,
+                    StateValue::Code(c) => self.p.state_codes.category(c),
+                    StateValue::Category(c, _) => c,
                 };
                 self.state(
                     machine,
@@ -659,7 +663,6 @@ impl OeeEngine {
                         ts: *ts_ms,
                         seq: *seq,
                         category,
-                        reason,
                     },
                 );
             }
@@ -674,7 +677,6 @@ impl OeeEngine {
                         ts: *ts_ms,
                         seq: *seq,
                         category: Category::Unknown,
-                        reason: 0,
                     },
                 );
             }
@@ -1496,5 +1498,37 @@ fn advance_machine(
         for (kind, start, end, label) in ctx.windows_ending(origin, b) {
             emit(m, kind, start, end, label, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `state.running` and `state.code` of one machine side by side (as the demo maps them):
+    /// both say "running", so the engine keeps one change, not one per sample.
+    #[test]
+    fn running_flag_and_state_code_side_by_side_make_one_run() {
+        let mut e = OeeEngine::new(OeeParams::default(), FaultParams::default());
+        let m = MachineId::new("S", "L", "M");
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            let value = if i % 2 == 0 {
+                StateValue::Running(true)
+            } else {
+                StateValue::Category(Category::Running, 7)
+            };
+            e.push(
+                &OeeInput::State {
+                    machine: m.clone(),
+                    ts_ms: 1_700_000_000_000 + i * 50,
+                    seq: 0,
+                    value,
+                },
+                &mut out,
+            );
+        }
+        assert_eq!(e.machines[&m].states.heads().len(), 1);
+        assert_eq!(e.machines[&m].states.len(), 1000);
     }
 }
