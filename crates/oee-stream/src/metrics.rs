@@ -147,7 +147,7 @@ impl Collector for PipelineCollector {
         counter(
             &mut enc,
             "oee_stream_seq_gaps",
-            "Sequence gaps that did not fill within the reorder timeout",
+            "Sequence gaps given up (not filled within the reorder timeout, or 128 or more messages lost)",
             host.seq_gaps,
         )?;
         counter(

@@ -69,7 +69,10 @@ pub struct HostCounters {
     pub reorder_buffered: u64,
     /// Gaps that filled before the reorder timeout.
     pub reorder_recovered: u64,
-    /// Gaps that did not fill (timeout, full buffer, or reorder timeout 0).
+    /// Gaps given up: not filled within the reorder timeout, a full reorder buffer, any gap with
+    /// reorder timeout 0, or a message 128 or more past the expected seq (its seq looks behind,
+    /// its payload timestamp is newer than everything applied: a loss of 128 or more messages).
+    /// Each asks for a rebirth.
     pub seq_gaps: u64,
     /// Buffered messages dropped because a new NBIRTH, NDEATH or connection loss ended the session.
     pub reorder_discarded: u64,
@@ -77,8 +80,13 @@ pub struct HostCounters {
     pub reorder_flushed: u64,
     /// Reorder buffers that overflowed `max_buffered_per_node`.
     pub reorder_overflow: u64,
-    /// Messages with a seq behind the expected one (late or duplicate).
+    /// Messages of a given-up gap that arrived after all (seq behind the expected one, position
+    /// given up): DATA applied flagged late, DBIRTH / DDEATH dropped.
     pub seq_late: u64,
+    /// Messages dropped as copies of one already received (seq applied before, in the reorder
+    /// buffer, or older than the current NBIRTH, and a payload timestamp no newer than the
+    /// newest applied).
+    pub seq_duplicates: u64,
     /// NDEATHs applied.
     pub node_deaths: u64,
     /// NDEATHs ignored (bdSeq does not match, node already offline or unknown).

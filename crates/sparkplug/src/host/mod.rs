@@ -55,12 +55,34 @@
 //! (`reorder_overflow`), and so does any gap when the timeout is 0. DBIRTH/NDATA/DDATA/DDEATH
 //! without seq or with seq > 255 are rejected (`seq_invalid`).
 //!
-//! **Late messages** (seq 128–255 steps behind, i.e. behind the expected one): counted
-//! (`seq_late`). NDATA/DDATA are still applied, because their data was never seen (typically the
-//! missing message of a gap that was given up), but their samples carry `flags.late` and, like
-//! historical samples, do not update the live state. A late DBIRTH or DDEATH is dropped
-//! (rejected): applying a state change out of order would leave the wrong state. A second
-//! message with a seq already in the buffer is a duplicate and is dropped.
+//! **A seq behind the expected one** (128–255 steps ahead in mod-256 arithmetic) is one of three
+//! things, and seq alone cannot tell which: the missing message of a gap that was given up, a
+//! copy of a message already received, or the next message after 128 or more lost ones (a burst
+//! dropped by an overloaded broker: the seq wraps past the expected one). Per node the host
+//! remembers which of the positions it passed were given up (a 256-bit map, kept per applied
+//! message) and the newest payload timestamp applied in the session (NBIRTH included). In this
+//! order:
+//!
+//! - **New** — the payload timestamp is later than every one applied: messages were lost. The
+//!   same as a gap that timed out: `seq_gaps` counts it, the reorder buffer (older messages) is
+//!   applied in seq order, then this message as current data (not late), the expected seq
+//!   becomes its seq + 1, and one rebirth is requested. So an open gap is also given up as soon
+//!   as a message 128 or more past its first missing seq arrives, before the timeout.
+//! - **Late** — its position was given up in this session: `seq_late`. NDATA/DDATA are applied,
+//!   because their data was never seen, but their samples carry `flags.late` and, like historical
+//!   samples, do not update the live state. A late DBIRTH or DDEATH is dropped (rejected):
+//!   applying a state change out of order would leave the wrong state. Either way the position
+//!   counts as received from then on.
+//! - **Duplicate** — anything else: a seq already applied (or received late), or a message older
+//!   than the current NBIRTH. Dropped (rejected), `seq_duplicates`; so is a second message with a
+//!   seq already in the reorder buffer.
+//!
+//! Without a payload timestamp (the spec requires one) a position that was not given up counts
+//! as new: Sparkplug sends data at QoS 0, which loses but never duplicates, and the wrong guess
+//! costs a rebirth, not data. An edge node whose clock steps back inside a session can have a
+//! loss of 128 or more taken for duplicates until the seq catches up. A loss of exactly 256 (or
+//! a multiple) leaves the seq where it was and cannot be seen; a loss of 256 + n looks like a
+//! loss of n. NBIRTH starts over: no position is given up, the newest timestamp is the birth's.
 //!
 //! # Rebirth requests
 //!

@@ -16,7 +16,7 @@ use super::rebirth::NodeRebirth;
 use super::sample::{
     HostEvent, MetricSample, OfflineReason, Quality, RebirthReason, RejectReason, SampleFlags,
 };
-use super::seq::{self, ReorderBuffer, SeqCheck};
+use super::seq::{self, Behind, ReorderBuffer, SeqCheck, SeqWindow};
 
 /// Template definitions of a node, by definition name.
 pub(crate) type Templates = HashMap<String, Template>;
@@ -498,6 +498,8 @@ pub(crate) struct Node {
     pub(crate) bd_seq: Option<u64>,
     /// The seq the next message must carry.
     pub(crate) expected: u8,
+    /// Which seq positions behind `expected` were given up, to classify a seq that is behind.
+    window: SeqWindow,
     pub(crate) metrics: MetricTable,
     pub(crate) templates: Templates,
     pub(crate) template_members: usize,
@@ -516,6 +518,7 @@ impl Node {
             online: false,
             bd_seq: None,
             expected: 0,
+            window: SeqWindow::default(),
             metrics: MetricTable::default(),
             templates: Templates::default(),
             template_members: 0,
@@ -702,6 +705,7 @@ impl Node {
         self.online = true;
         self.bd_seq = bd_seq;
         self.expected = seq.wrapping_add(1);
+        self.window.reset(payload.timestamp);
         self.metrics = birth.table;
         self.templates = birth.definitions;
         self.template_members = birth.definition_members;
@@ -728,12 +732,12 @@ impl Node {
     pub(crate) fn deliver(&mut self, msg: Msg, cx: &mut Cx<'_>) {
         match seq::check(self.expected, msg.seq) {
             SeqCheck::InOrder => {
-                self.expected = msg.seq.wrapping_add(1);
+                self.pass(&msg);
                 self.apply(msg, false, cx);
                 let mut filled = false;
                 while let Some(next) = self.reorder.take(self.expected) {
                     filled = true;
-                    self.expected = next.seq.wrapping_add(1);
+                    self.pass(&next);
                     self.apply(next, false, cx);
                 }
                 if filled {
@@ -745,7 +749,7 @@ impl Node {
             }
             SeqCheck::Ahead(_) => {
                 if self.reorder.contains(msg.seq) {
-                    cx.counters.seq_late += 1;
+                    cx.counters.seq_duplicates += 1;
                     cx.reject(&msg.topic, RejectReason::Duplicate(msg.seq));
                 } else if cx.cfg.reorder_timeout_ms == 0
                     || self.reorder.len() >= cx.cfg.max_buffered_per_node
@@ -764,30 +768,59 @@ impl Node {
                     }
                 }
             }
-            SeqCheck::Behind => {
-                cx.counters.seq_late += 1;
-                match msg.kind {
-                    MessageType::NData | MessageType::DData => self.apply(msg, true, cx),
-                    kind => {
-                        let reason = RejectReason::Late {
-                            seq: msg.seq,
-                            expected: self.expected,
-                            what: kind.verb(),
-                        };
-                        cx.reject(&msg.topic, reason);
+            SeqCheck::Behind => match self.window.classify(msg.seq, msg.payload.timestamp) {
+                Behind::Late => {
+                    cx.counters.seq_late += 1;
+                    self.window.arrived_late(msg.seq);
+                    match msg.kind {
+                        MessageType::NData | MessageType::DData => self.apply(msg, true, cx),
+                        kind => {
+                            let reason = RejectReason::Late {
+                                seq: msg.seq,
+                                expected: self.expected,
+                                what: kind.verb(),
+                            };
+                            cx.reject(&msg.topic, reason);
+                        }
                     }
                 }
-            }
+                Behind::Duplicate => {
+                    cx.counters.seq_duplicates += 1;
+                    cx.reject(&msg.topic, RejectReason::Duplicate(msg.seq));
+                }
+                Behind::New => {
+                    // 128 or more messages were lost, so the seq wrapped past the expected one.
+                    // What waits in the reorder buffer was sent before this message.
+                    cx.counters.seq_gaps += 1;
+                    self.apply_buffered(cx);
+                    self.pass(&msg);
+                    self.apply(msg, false, cx);
+                    cx.want_rebirth(RebirthReason::SequenceGap);
+                }
+            },
+        }
+    }
+
+    /// `msg` is applied now: the expected seq moves past it, positions skipped on the way are
+    /// given up.
+    fn pass(&mut self, msg: &Msg) {
+        self.window
+            .pass(self.expected, msg.seq, msg.payload.timestamp);
+        self.expected = msg.seq.wrapping_add(1);
+    }
+
+    /// Applies everything in the reorder buffer, in seq order, as current data.
+    fn apply_buffered(&mut self, cx: &mut Cx<'_>) {
+        for (_, msg) in self.reorder.drain_in_order(self.expected) {
+            self.pass(&msg);
+            self.apply(msg, false, cx);
         }
     }
 
     /// The open gap will not fill: apply what is buffered in seq order and ask for a rebirth.
     fn give_up_gap(&mut self, cx: &mut Cx<'_>) {
         cx.counters.seq_gaps += 1;
-        for (seq, msg) in self.reorder.drain_in_order(self.expected) {
-            self.expected = seq.wrapping_add(1);
-            self.apply(msg, false, cx);
-        }
+        self.apply_buffered(cx);
         cx.want_rebirth(RebirthReason::SequenceGap);
     }
 
@@ -798,10 +831,7 @@ impl Node {
             return;
         }
         cx.counters.reorder_flushed += 1;
-        for (seq, msg) in self.reorder.drain_in_order(self.expected) {
-            self.expected = seq.wrapping_add(1);
-            self.apply(msg, false, cx);
-        }
+        self.apply_buffered(cx);
     }
 
     /// Reorder timeout.

@@ -77,8 +77,9 @@ pub struct SampleFlags {
     /// A STALE marker written on NDEATH, DDEATH, a new birth or connection loss; `value` is
     /// `None` and `quality` is STALE.
     pub stale: bool,
-    /// The message's seq was behind the expected one (it arrived after its gap was given up).
-    /// Emitted so that no data is lost, but like historical data it does not update live state.
+    /// The message arrived after its gap was given up (its seq was behind the expected one, at a
+    /// position given up). Emitted so that no data is lost, but like historical data it does not
+    /// update live state.
     pub late: bool,
 }
 
@@ -197,7 +198,7 @@ pub enum RejectReason {
         expected: u8,
         what: &'static str,
     },
-    #[error("seq {0} is already in the reorder buffer: duplicate dropped")]
+    #[error("seq {0} is a duplicate (already received, or from before the NBIRTH): dropped")]
     Duplicate(u8),
     #[error("limit reached: {0}")]
     Limit(&'static str),
