@@ -593,6 +593,8 @@ pub struct OeeTask {
     fault_events_out: u64,
     /// Replay: each shard's recorded time; `None` follows the wall clock.
     replay_clocks: Option<Vec<u64>>,
+    /// Outside a replay: the watermark also follows the wall clock ([`OeeTask::with_wall_clock`]).
+    follow_wall_clock: bool,
 }
 
 impl OeeTask {
@@ -620,6 +622,7 @@ impl OeeTask {
             windows_out: 0,
             fault_events_out: 0,
             replay_clocks: None,
+            follow_wall_clock: true,
         }
     }
 
@@ -630,6 +633,14 @@ impl OeeTask {
             Timing::Wall => None,
             Timing::Replay => Some(vec![0; shards.max(1)]),
         };
+        self
+    }
+
+    /// Whether the watermark also follows the wall clock (default), so windows close while data
+    /// is silent. Off for a source with a clock of its own (the demo's simulated plant, which
+    /// may run in the past): only its data moves the watermark.
+    pub fn with_wall_clock(mut self, follow: bool) -> OeeTask {
+        self.follow_wall_clock = follow;
         self
     }
 
@@ -686,7 +697,10 @@ impl OeeTask {
                 _ = tick.tick() => {
                     ticks += 1;
                     if self.replay_clocks.is_none() && ticks.is_multiple_of(CLOCK_EVERY_TICKS) {
-                        self.follow_clock(now_ms() as Ms);
+                        // Without the wall clock the data's own time (newest event less the
+                        // allowed lateness) still moves the watermark.
+                        let now = if self.follow_wall_clock { now_ms() as Ms } else { Ms::MIN };
+                        self.follow_clock(now);
                         self.send_out().await;
                     }
                     if self.dirty {

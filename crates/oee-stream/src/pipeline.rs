@@ -430,6 +430,7 @@ fn start_core(
         view_tx,
     )
     .with_timing(timing, n)
+    .with_wall_clock(settings.oee_follows_wall_clock)
     .with_max_nodes(sp.max_nodes as usize);
     if let Some(r) = rebuild {
         task.rebuild(r.inputs(), r.last_event_ms, r.last_received_ms);

@@ -522,6 +522,10 @@ pub struct Settings {
     /// certificate and key parsed once); `None` from [`load_settings`], which reads no files,
     /// and for plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Whether the OEE watermark also follows the wall clock, so windows close while data is
+    /// silent. True for `run`; the demo's simulated plant keeps its own time (sped up, or
+    /// started in the past with `--start`), so there only its data moves the watermark.
+    pub oee_follows_wall_clock: bool,
 }
 
 impl Settings {
@@ -627,6 +631,7 @@ pub fn load_settings(
         domain: Arc::new(domain),
         warnings,
         tls: None,
+        oee_follows_wall_clock: true,
     })
 }
 

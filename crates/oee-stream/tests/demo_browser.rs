@@ -35,6 +35,11 @@ const OEE_WITHIN: Duration = Duration::from_secs(60);
 /// A fault with an Acknowledge button shows up (faults come every few seconds at this speed).
 const FAULT_WITHIN: Duration = Duration::from_secs(40);
 
+/// `oee_calculator_inputs_too_late_total` from the demo's /metrics, read by the page.
+const TOO_LATE: &str = "(() => { const x = new XMLHttpRequest(); x.open('GET', '/metrics', false); \
+     x.send(); const m = x.responseText.match(/^oee_calculator_inputs_too_late_total (\\d+)$/m); \
+     return m ? m[1] : x.responseText.slice(0, 200); })()";
+
 /// The demo process, killed if the test fails before it stops it.
 struct Demo(Child);
 
@@ -156,6 +161,13 @@ async fn demo_dashboard_shows_every_machine_and_acknowledges_into_the_database()
             OEE_WITHIN.saturating_sub(start.elapsed()),
         );
         eprintln!("every machine shows an OEE after {:?}", start.elapsed());
+        // ... from the plant's data: none of it was too late for the engine, whose clock is
+        // the plant's (`--start` in the past would leave it far behind the wall clock).
+        assert_eq!(
+            b.eval(TOO_LATE),
+            json!("0"),
+            "OEE inputs dropped as too late"
+        );
 
         // ... and they are the values of the /api/view answer the page rendered.
         let deadline = Instant::now() + cdp::WAIT;

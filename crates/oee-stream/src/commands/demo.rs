@@ -83,7 +83,12 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
         .context("starting the embedded MQTT broker")?;
     let broker_addr = broker.addr;
     let settings = match demo_settings(broker_addr.port(), args.port, &dir) {
-        Ok(s) => s,
+        Ok(s) => oee_stream::settings::Settings {
+            // The plant's time, not the wall clock's, moves the OEE windows (`--start` may be in
+            // the past, and the plant runs `--speed` times faster).
+            oee_follows_wall_clock: false,
+            ..s
+        },
         Err(diags) => {
             print_diagnostics(&diags);
             bail!("the built-in demo configuration is invalid");
