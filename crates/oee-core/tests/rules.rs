@@ -180,13 +180,11 @@ fn inputs_behind_the_revision_horizon_are_counted_and_dropped() {
     f.fault(&m, 42, true, at(12, 0, 0));
     f.fault(&m, 42, false, at(12, 30, 0));
     f.wm(at(14, 30, 0));
-    let before: Vec<String> = f
-        .engine
-        .faults()
-        .instances()
-        .iter()
-        .map(|i| format!("{i:?}"))
-        .collect();
+    let instances = |f: &Feed| -> Vec<String> {
+        let all = f.engine.faults().instances();
+        all.iter().map(|i| format!("{i:?}")).collect()
+    };
+    let before = instances(&f);
     f.out.clear();
     f.fault(&m, 42, false, at(12, 10, 0));
     f.push(OeeInput::FaultCode {
@@ -197,14 +195,7 @@ fn inputs_behind_the_revision_horizon_are_counted_and_dropped() {
     });
     assert_eq!(f.engine.stats.too_late, 3);
     assert!(f.out.is_empty());
-    let after: Vec<String> = f
-        .engine
-        .faults()
-        .instances()
-        .iter()
-        .map(|i| format!("{i:?}"))
-        .collect();
-    assert_eq!(after, before);
+    assert_eq!(instances(&f), before);
     // At the horizon: taken.
     f.fault(&m, 42, true, at(13, 30, 0));
     assert_eq!(f.engine.stats.too_late, 3);
