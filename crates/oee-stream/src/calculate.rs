@@ -1166,17 +1166,7 @@ fn timeline(
     micro_ms: Ms,
 ) -> (Vec<StateSpan>, Option<(&'static str, Ms)>) {
     // Runs of one category, unclipped: (category, start, end).
-    let mut runs: Vec<(Category, Ms, Option<Ms>)> = Vec::new();
-    for (ts, c) in states.iter() {
-        match runs.last_mut() {
-            Some(last) if last.0 == c => {}
-            Some(last) => {
-                last.2 = Some(ts);
-                runs.push((c, ts, None));
-            }
-            None => runs.push((c, ts, None)),
-        }
-    }
+    let runs: Vec<(Category, Ms, Option<Ms>)> = states.runs().collect();
     let current = runs.last().map(|r| (category_name(r.0), r.1));
     let spans = runs
         .into_iter()

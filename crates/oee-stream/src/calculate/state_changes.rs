@@ -85,9 +85,13 @@ impl StateChanges {
         }
     }
 
-    /// The changes in time order: (event time, category).
-    pub fn iter(&self) -> impl Iterator<Item = (Ms, Category)> + '_ {
-        self.runs.iter().map(|(k, r)| (k.0, r.category))
+    /// The runs in time order: (category, start, end), the last one open.
+    pub fn runs(&self) -> impl Iterator<Item = (Category, Ms, Option<Ms>)> + '_ {
+        let mut it = self.runs.iter().peekable();
+        std::iter::from_fn(move || {
+            let (k, r) = it.next()?;
+            Some((r.category, k.0, it.peek().map(|(next, _)| next.0)))
+        })
     }
 }
 
@@ -97,7 +101,7 @@ mod tests {
     use Category::{Running, UnplannedStop};
 
     fn changes(s: &StateChanges) -> Vec<(Ms, Category)> {
-        s.iter().collect()
+        s.runs().map(|(c, start, _)| (start, c)).collect()
     }
 
     #[test]
