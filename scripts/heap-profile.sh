@@ -16,11 +16,14 @@ RATE=${2:-10000}
 OUT=${3:-heap-$(date -u +%Y%m%dT%H%M%SZ)}
 NODES=${NODES:-100}
 DEVICES=${DEVICES:-13}
-BIN=target/release/oee-stream
+# Built without jemalloc (the default allocator of the binary): heaptrack follows only the
+# system allocator. A target directory of its own keeps target/release as it is.
+BIN=target/heap/release/oee-stream
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-[ -x "$BIN" ] || cargo build --release --locked -p oee-stream --bin oee-stream
+[ -x "$BIN" ] || CARGO_TARGET_DIR=target/heap cargo build --release --locked -p oee-stream \
+    --bin oee-stream --no-default-features
 # shellcheck source=scripts/loopback.sh
 . scripts/loopback.sh
 start_loopback "$OUT" oee_heap

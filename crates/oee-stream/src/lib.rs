@@ -1,5 +1,6 @@
 //! Library side of the `oee-stream` binary: what the CLI and the integration tests share.
 
+pub mod allocator;
 pub mod calculate;
 pub mod demo;
 pub mod discover;

@@ -13,6 +13,11 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// jemalloc with the options of `.cargo/config.toml` (see `oee_stream::allocator`).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     exit_on_panic();
     let cli = Cli::parse();
@@ -27,10 +32,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => {
-            one_malloc_arena();
-            commands::run::run(&args)?
-        }
+        Command::Run(args) => commands::run::run(&args)?,
         Command::Decode(args) => commands::decode::run(&args)?,
         Command::CheckConfig(args) => commands::config::check(&args)?,
         Command::PrintDefaultConfig => commands::config::print_default()?,
@@ -55,32 +57,6 @@ fn exit_on_panic() {
         std::process::exit(70);
     }));
 }
-
-/// glibc's malloc gives every thread that allocates an arena of its own (up to 8 per core), and
-/// memory freed in one is not reused by another: with the service's worker threads that kept
-/// ~10 MB more RSS after a few minutes than a single arena (BENCHMARKS.md, run I). The arena count
-/// is read only when a process starts, and `mallopt` would need `unsafe`, so `run` replaces
-/// itself once (`exec`: same pid, same arguments) with `MALLOC_ARENA_MAX=1` set. An operator's
-/// own `MALLOC_ARENA_MAX` is kept; if the exec fails the service runs with glibc's default.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn one_malloc_arena() {
-    use std::os::unix::process::CommandExt;
-    const VAR: &str = "MALLOC_ARENA_MAX";
-    if std::env::var_os(VAR).is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(VAR, "1")
-        .exec();
-    eprintln!("warning: could not restart with {VAR}=1 ({err}); going on without");
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn one_malloc_arena() {}
 
 /// Error messages may quote input (metric names, topics); keep the report on one line.
 fn one_line(msg: &str) -> String {

@@ -63,7 +63,39 @@ pub fn registry(stats: Arc<PipelineStats>, sink: Arc<SinkStats>) -> Registry {
     );
     registry.register_collector(Box::new(PipelineCollector(stats)));
     registry.register_collector(Box::new(SinkCollector(sink)));
+    registry.register_collector(Box::new(AllocatorCollector));
     registry
+}
+
+/// jemalloc's figures at scrape time (absent without it).
+#[derive(Debug)]
+struct AllocatorCollector;
+
+impl Collector for AllocatorCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let Some(a) = crate::allocator::stats() else {
+            return Ok(());
+        };
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        gauge(
+            &mut enc,
+            "oee_stream_allocator_allocated_bytes",
+            "Heap bytes the service holds (jemalloc stats.allocated)",
+            i(a.allocated),
+        )?;
+        gauge(
+            &mut enc,
+            "oee_stream_allocator_resident_bytes",
+            "Bytes in pages the allocator keeps resident, freed ones not yet returned included (jemalloc stats.resident)",
+            i(a.resident),
+        )?;
+        gauge(
+            &mut enc,
+            "oee_stream_allocator_arenas",
+            "Allocator arenas the threads are spread over (jemalloc opt.narenas)",
+            i(a.arenas),
+        )
+    }
 }
 
 #[derive(Debug)]

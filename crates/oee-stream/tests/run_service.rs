@@ -96,16 +96,22 @@ async fn births_and_data_reach_postgres_and_sigterm_loses_nothing() {
     let birth = watcher.next_on("spBv1.0/STATE/e2e").await;
     assert!(support::state(&birth).0, "the STATE birth comes first");
     wait_for_ready(http).await;
-    // The service re-executed itself with one malloc arena (main.rs): same pid, new environment.
-    if cfg!(all(target_os = "linux", target_env = "gnu")) {
-        let environ = std::fs::read(format!("/proc/{}/environ", service.0.id()))
-            .expect("reads the service's environment");
+    // The binary allocates with jemalloc, one arena (the options `.cargo/config.toml` compiles
+    // in), and reports what it holds.
+    if cfg!(feature = "jemalloc") {
+        let (_, metrics) = try_http_get(http, "/metrics").await.expect("GET /metrics");
         assert!(
-            environ
-                .split(|b| *b == 0)
-                .any(|kv| kv == b"MALLOC_ARENA_MAX=1"),
-            "the service runs with MALLOC_ARENA_MAX=1"
+            metrics
+                .lines()
+                .any(|l| l == "oee_stream_allocator_arenas 1"),
+            "jemalloc with one arena:\n{metrics}"
         );
+        let allocated = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("oee_stream_allocator_allocated_bytes "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("oee_stream_allocator_allocated_bytes");
+        assert!(allocated > 0, "the heap holds something: {allocated}");
     }
 
     let edge = Observer::connect(broker.port, "edge-e1", &[]).await;
