@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "checking for a C compiler and make (the binary builds jemalloc, its allocator)"
+if ! command -v cc >/dev/null || ! command -v make >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc make
+fi
+
 step "checking for Mosquitto (the MQTT integration tests start their own brokers)"
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     apt-get update && apt-get install -y mosquitto
