@@ -1,5 +1,6 @@
 //! `oee-stream simulate` as a process against a real Mosquitto: births, then alias-only DDATA;
-//! a rebirth NCMD sent by the test is answered with an NBIRTH; SIGTERM sends the NDEATHs.
+//! a rebirth NCMD sent by the test is answered with an NBIRTH; SIGTERM sends the NDEATHs; a
+//! lost connection brings a new session with the next bdSeq.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Child, Command, Stdio};
@@ -9,7 +10,7 @@ use sparkplug::{DataType, Payload, Value};
 
 mod support;
 
-use support::{Broker, Observer, WAIT, metric, payload};
+use support::{Broker, Observer, Proxy, WAIT, metric, payload};
 
 struct Sim(Child);
 
@@ -88,20 +89,8 @@ async fn simulate_births_ddata_rebirth_and_death() {
     assert!(ddata.seq.unwrap() > 0);
 
     // A rebirth request is answered with NBIRTH (seq 0, same bdSeq) and the DBIRTHs.
-    obs.publish(
-        "spBv1.0/DemoPlant/NCMD/Line1",
-        payload(
-            None,
-            vec![metric(
-                "Node Control/Rebirth",
-                2,
-                DataType::Boolean,
-                Value::Boolean(true),
-            )],
-        ),
-        false,
-    )
-    .await;
+    obs.publish("spBv1.0/DemoPlant/NCMD/Line1", rebirth_request(), false)
+        .await;
     let again = obs.next_on("spBv1.0/DemoPlant/NBIRTH/Line1").await;
     let again = Payload::decode(&again.payload).unwrap();
     assert_eq!(again.seq, Some(0));
@@ -125,6 +114,56 @@ async fn simulate_births_ddata_rebirth_and_death() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit}");
+}
+
+fn rebirth_request() -> Vec<u8> {
+    payload(
+        None,
+        vec![metric(
+            "Node Control/Rebirth",
+            2,
+            DataType::Boolean,
+            Value::Boolean(true),
+        )],
+    )
+}
+
+/// An edge node whose connection drops (the broker publishes its Will, the NDEATH) must start a
+/// new session with the next bdSeq and new births, and answer rebirth requests in it; before,
+/// the simulator's MQTT client reconnected silently, without births or its NCMD subscription,
+/// so a host saw data of a dead node and its rebirth requests went unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_starts_a_new_session_when_its_connection_is_lost() {
+    let broker = Broker::start().await;
+    let proxy = Proxy::start(broker.port).await;
+    let mut obs = Observer::connect(broker.port, "sim-observer", &["spBv1.0/DemoPlant/#"]).await;
+    let child = Command::new(env!("CARGO_BIN_EXE_oee-stream"))
+        .args(["simulate", "--broker"])
+        .arg(format!("mqtt://127.0.0.1:{}", proxy.port))
+        .args(["--speed", "60", "--for", "120s", "--seed", "3"])
+        .arg("--no-node-deaths")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _sim = Sim(child);
+    let first = obs.next_on("spBv1.0/DemoPlant/NBIRTH/Line1").await;
+    assert_eq!(bd_seq(&Payload::decode(&first.payload).unwrap()), 0);
+    obs.next_on("spBv1.0/DemoPlant/DDATA/Line1/Filler").await;
+
+    proxy.cut();
+    let will = obs.next_on("spBv1.0/DemoPlant/NDEATH/Line1").await;
+    assert_eq!(bd_seq(&Payload::decode(&will.payload).unwrap()), 0);
+    let birth = obs.next_on("spBv1.0/DemoPlant/NBIRTH/Line1").await;
+    let birth = Payload::decode(&birth.payload).unwrap();
+    assert_eq!((birth.seq, bd_seq(&birth)), (Some(0), 1), "a new session");
+    obs.next_on("spBv1.0/DemoPlant/DBIRTH/Line1/Filler").await;
+
+    // The new session subscribed to its NCMD topic again.
+    obs.publish("spBv1.0/DemoPlant/NCMD/Line1", rebirth_request(), false)
+        .await;
+    let again = obs.next_on("spBv1.0/DemoPlant/NBIRTH/Line1").await;
+    assert_eq!(bd_seq(&Payload::decode(&again.payload).unwrap()), 1);
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! Runs a [`Simulator`] against an MQTT broker: one MQTT session per edge node (its Will is the
 //! node's NDEATH), simulated time running `speed` times the wall clock, rebirth NCMDs answered.
+//! When a session's connection is lost the broker publishes its Will, so the node comes back
+//! as a Sparkplug edge node must: a new MQTT session (clean, with the next bdSeq in its Will and
+//! a new subscription to its NCMD topic) and new births.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +42,8 @@ pub struct SimStats {
     pub nbirths: AtomicU64,
     /// Rebirth requests received.
     pub rebirth_requests: AtomicU64,
+    /// MQTT sessions lost (the broker published their Will) and opened again.
+    pub reconnects: AtomicU64,
     /// Simulated time, ms since the epoch.
     pub sim_time_ms: AtomicU64,
     /// Edge nodes currently online.
@@ -53,6 +58,14 @@ const TICK: Duration = Duration::from_millis(50);
 struct Session {
     client: AsyncClient,
     task: tokio::task::JoinHandle<()>,
+    /// Tells a lost session from the node's later ones.
+    id: u64,
+}
+
+/// The pollers' reports to the driver.
+enum SessionEvent {
+    Rebirth { node: usize },
+    Lost { node: usize, session: u64 },
 }
 
 /// Runs until `stop` completes, then sends every online node's NDEATH and disconnects.
@@ -62,7 +75,7 @@ pub async fn drive(
     stats: Arc<SimStats>,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (rebirth_tx, mut rebirth_rx) = mpsc::unbounded_channel::<usize>();
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<SessionEvent>();
     let mut sessions: Vec<Option<Session>> = (0..sim.node_count()).map(|_| None).collect();
     let group = sim.config().group.clone();
     let t0 = Instant::now();
@@ -77,10 +90,23 @@ pub async fn drive(
         let due = t0 + Duration::from_secs_f64(next_ms / 1000.0 / opts.speed);
         let out = tokio::select! {
             () = &mut stop => break,
-            Some(node) = rebirth_rx.recv() => {
-                stats.rebirth_requests.fetch_add(1, Ordering::Relaxed);
-                sim.rebirth(node)
-            }
+            Some(event) = events_rx.recv() => match event {
+                SessionEvent::Rebirth { node } => {
+                    stats.rebirth_requests.fetch_add(1, Ordering::Relaxed);
+                    sim.rebirth(node)
+                }
+                SessionEvent::Lost { node, session } => {
+                    if sessions[node].as_ref().is_none_or(|s| s.id != session) {
+                        continue;
+                    }
+                    let out = sim.reconnect(node);
+                    if !out.is_empty() {
+                        stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                        stats.nodes_online.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    out
+                }
+            },
             _ = tick.tick(), if !opts.max_rate => {
                 let elapsed = t0.elapsed().as_secs_f64() * opts.speed * 1000.0;
                 sim.advance(sim0 + elapsed as u64)
@@ -94,7 +120,7 @@ pub async fn drive(
         // the stop request still ends it.
         tokio::select! {
             () = &mut stop => break,
-            () = apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out) => {}
+            () = apply(&sim, &group, &opts, &stats, &events_tx, &mut sessions, out) => {}
         }
         if opts.max_rate {
             // Handing messages to a client queue with room never waits: let the sessions'
@@ -105,13 +131,20 @@ pub async fn drive(
     let out = sim.shutdown();
     let _ = tokio::time::timeout(
         Duration::from_secs(2),
-        apply(&sim, &group, &opts, &stats, &rebirth_tx, &mut sessions, out),
+        apply(&sim, &group, &opts, &stats, &events_tx, &mut sessions, out),
     )
     .await;
-    // Give the DISCONNECTs a moment to leave, then stop the pollers.
+    // Give the DISCONNECTs a moment to leave, then stop the pollers. One left running would
+    // connect again with the node's client id and Will, and its next loss would publish an
+    // NDEATH for a node that may be alive by then (a later run on the same broker).
     let deadline = Instant::now() + Duration::from_secs(2);
-    for s in sessions.iter_mut().filter_map(Option::take) {
-        let _ = tokio::time::timeout_at(deadline, s.task).await;
+    for mut s in sessions.iter_mut().filter_map(Option::take) {
+        if tokio::time::timeout_at(deadline, &mut s.task)
+            .await
+            .is_err()
+        {
+            s.task.abort();
+        }
     }
     Ok(())
 }
@@ -121,7 +154,7 @@ async fn apply(
     group: &str,
     opts: &DriveOptions,
     stats: &SimStats,
-    rebirth_tx: &mpsc::UnboundedSender<usize>,
+    events_tx: &mpsc::UnboundedSender<SessionEvent>,
     sessions: &mut [Option<Session>],
     out: Vec<Output>,
 ) {
@@ -136,9 +169,11 @@ async fn apply(
                 will_topic,
                 will_payload,
             } => {
-                if let Some(old) = sessions[node].take() {
+                // A new session of the node: its earlier one's poller must not report a loss.
+                let id = sessions[node].take().map_or(0, |old| {
                     old.task.abort();
-                }
+                    old.id + 1
+                });
                 let edge = sim.node_id(node);
                 let mut mo = MqttOptions::new(
                     format!("{}-{edge}", opts.client_prefix),
@@ -156,8 +191,8 @@ async fn apply(
                 let (client, eventloop) = AsyncClient::builder(mo).capacity(1024).build();
                 let ncmd = message_topic(group, MessageType::NCmd, edge, None);
                 let _ = client.subscribe(ncmd.clone(), QoS::AtLeastOnce).await;
-                let task = tokio::spawn(poll(eventloop, ncmd, node, rebirth_tx.clone()));
-                sessions[node] = Some(Session { client, task });
+                let task = tokio::spawn(poll(eventloop, ncmd, node, id, events_tx.clone()));
+                sessions[node] = Some(Session { client, task, id });
                 stats.nodes_online.fetch_add(1, Ordering::Relaxed);
             }
             Output::Publish {
@@ -188,25 +223,37 @@ async fn apply(
     }
 }
 
-/// Polls one session; rebirth NCMDs go to `rebirth_tx`. Ends after our DISCONNECT.
+/// Polls one session: rebirth NCMDs and the session's loss go to the driver. Ends after our
+/// DISCONNECT, when the client is gone, or when the connection is lost (or never made): the
+/// driver then opens a new session, half a second later.
 async fn poll(
     mut eventloop: rumqttc::EventLoop,
     ncmd: String,
     node: usize,
-    rebirth_tx: mpsc::UnboundedSender<usize>,
+    session: u64,
+    events: mpsc::UnboundedSender<SessionEvent>,
 ) {
+    let mut connected = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Incoming::Publish(p))) if p.topic == ncmd.as_bytes() => {
                 if is_rebirth(&p.payload) {
-                    let _ = rebirth_tx.send(node);
+                    let _ = events.send(SessionEvent::Rebirth { node });
                 }
             }
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => connected = true,
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}
+            Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(e) => {
-                tracing::debug!(error = %e, "simulator: MQTT connection error, retrying");
+                if connected {
+                    tracing::debug!(error = %e, "simulator: MQTT session lost, starting a new one");
+                } else {
+                    tracing::debug!(error = %e, "simulator: MQTT connection failed, retrying");
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = events.send(SessionEvent::Lost { node, session });
+                return;
             }
         }
     }

@@ -341,6 +341,19 @@ impl Simulator {
         out
     }
 
+    /// The node's MQTT session was lost (the broker published its Will, the NDEATH of the
+    /// current bdSeq): a new session with the next bdSeq (its Will updated) and new births.
+    /// Nothing when the node is offline.
+    pub fn reconnect(&mut self, node: usize) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some(n) = self.nodes.get_mut(node).filter(|n| n.online) {
+            n.online = false;
+            n.bd_seq = (n.bd_seq + 1) % 256;
+            self.connect(node, &mut out);
+        }
+        out
+    }
+
     /// A clean stop: every online node sends its NDEATH and closes its session.
     pub fn shutdown(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
@@ -979,6 +992,42 @@ mod tests {
         assert_eq!(bd_seqs[0], (true, 0));
         assert_eq!(bd_seqs[1], (false, 0));
         assert_eq!(bd_seqs[2], (true, 1));
+    }
+
+    fn bd_seq(p: &Payload) -> Option<u64> {
+        p.metrics
+            .iter()
+            .find(|m| m.name.as_deref() == Some("bdSeq"))
+            .and_then(|m| match m.value.as_value() {
+                Some(Value::UInt64(v)) => Some(*v),
+                _ => None,
+            })
+    }
+
+    /// The bdSeq of a new session's Will and of its NBIRTH, and its DBIRTH count.
+    fn new_session(out: &[Output]) -> (Option<u64>, Option<u64>, usize) {
+        let Some(Output::Connect { will_payload, .. }) = out.first() else {
+            panic!("a new session first: {out:?}");
+        };
+        let will = Payload::decode(will_payload.as_slice()).unwrap();
+        let p = publishes(out);
+        assert!(p[0].0.contains("/NBIRTH/"), "then the NBIRTH: {}", p[0].0);
+        let dbirths = p.iter().filter(|(t, _)| t.contains("/DBIRTH/")).count();
+        (bd_seq(&will), bd_seq(&p[0].1), dbirths)
+    }
+
+    #[test]
+    fn a_lost_session_comes_back_with_the_next_bd_seq_in_its_will_and_births() {
+        let mut sim = Simulator::new(SimConfig::default());
+        sim.start();
+        let out = sim.reconnect(1);
+        assert!(out.iter().all(|o| o.node() == 1));
+        assert_eq!(new_session(&out), (Some(1), Some(1), 3));
+        assert_eq!(new_session(&sim.reconnect(1)), (Some(2), Some(2), 3));
+        // The other node's session is untouched; an offline node stays offline.
+        assert_eq!(bd_seq(&publishes(&sim.rebirth(0))[0].1), Some(0));
+        let _ = sim.shutdown();
+        assert!(sim.reconnect(0).is_empty());
     }
 
     #[test]

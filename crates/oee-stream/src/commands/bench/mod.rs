@@ -431,6 +431,8 @@ struct Sent {
     ddata_metrics: u64,
     /// Rebirth requests the simulator answered.
     rebirths: u64,
+    /// MQTT sessions of the simulator's nodes lost and opened again (new bdSeq, new births).
+    reconnects: u64,
     secs: f64,
 }
 
@@ -454,6 +456,7 @@ async fn drive_for(
         messages: stats.published.load(Ordering::Relaxed),
         ddata_metrics: stats.ddata_metrics.load(Ordering::Relaxed),
         rebirths: stats.rebirth_requests.load(Ordering::Relaxed),
+        reconnects: stats.reconnects.load(Ordering::Relaxed),
         secs: t0.elapsed().as_secs_f64(),
     })
 }
@@ -1257,6 +1260,14 @@ fn print_report(
             l.p50, l.p99, l.max, l.n
         );
     }
+    if let Some(n) = null.filter(|n| n.sent.reconnects > 0) {
+        println!();
+        println!(
+            "Null consumer phase: the simulator's nodes lost their MQTT sessions {} times (each \
+             a new session with new births).",
+            n.sent.reconnects
+        );
+    }
     if let Some(s) = service {
         let per_msg = if s.sent.messages > 0 {
             s.sent.ddata_metrics as f64 / s.sent.messages as f64
@@ -1292,6 +1303,10 @@ fn print_report(
         println!(
             "| sequence gaps seen → rebirths answered by the simulator | {} → {} |",
             s.seq_gaps, s.sent.rebirths
+        );
+        println!(
+            "| simulator sessions lost and started again (new bdSeq and births) | {} |",
+            s.sent.reconnects
         );
         if let Some([shards, sink, spool]) = s.queued_at_stop {
             println!(
