@@ -44,6 +44,8 @@ pub struct SimStats {
     pub rebirth_requests: AtomicU64,
     /// MQTT sessions lost (the broker published their Will) and opened again.
     pub reconnects: AtomicU64,
+    /// MQTT sessions opened (each node's first, and one per loss).
+    pub sessions: AtomicU64,
     /// Simulated time, ms since the epoch.
     pub sim_time_ms: AtomicU64,
     /// Edge nodes currently online.
@@ -60,6 +62,16 @@ struct Session {
     task: tokio::task::JoinHandle<()>,
     /// Tells a lost session from the node's later ones.
     id: u64,
+}
+
+impl Session {
+    /// Ends the session's poller. The client goes first: flume, the channel between a rumqttc
+    /// client and its event loop, panicked when the event loop was dropped while a publish
+    /// waited on the full channel. Called only while no publish of the driver is pending.
+    fn close(self) {
+        drop(self.client);
+        self.task.abort();
+    }
 }
 
 /// The pollers' reports to the driver.
@@ -96,9 +108,10 @@ pub async fn drive(
                     sim.rebirth(node)
                 }
                 SessionEvent::Lost { node, session } => {
-                    if sessions[node].as_ref().is_none_or(|s| s.id != session) {
+                    let Some(lost) = sessions[node].take_if(|s| s.id == session) else {
                         continue;
-                    }
+                    };
+                    lost.close();
                     let out = sim.reconnect(node);
                     if !out.is_empty() {
                         stats.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -143,7 +156,7 @@ pub async fn drive(
             .await
             .is_err()
         {
-            s.task.abort();
+            s.close();
         }
     }
     Ok(())
@@ -170,10 +183,10 @@ async fn apply(
                 will_payload,
             } => {
                 // A new session of the node: its earlier one's poller must not report a loss.
-                let id = sessions[node].take().map_or(0, |old| {
-                    old.task.abort();
-                    old.id + 1
-                });
+                if let Some(old) = sessions[node].take() {
+                    old.close();
+                }
+                let id = stats.sessions.fetch_add(1, Ordering::Relaxed);
                 let edge = sim.node_id(node);
                 let mut mo = MqttOptions::new(
                     format!("{}-{edge}", opts.client_prefix),
@@ -224,8 +237,12 @@ async fn apply(
 }
 
 /// Polls one session: rebirth NCMDs and the session's loss go to the driver. Ends after our
-/// DISCONNECT, when the client is gone, or when the connection is lost (or never made): the
-/// driver then opens a new session, half a second later.
+/// DISCONNECT or when the client is gone. When an established connection is lost it reports
+/// the loss, and the driver replaces the session (`Session::close`, then a new one with the
+/// next bdSeq). Until then it keeps polling, which reconnects with the old Will: publishes
+/// waiting on this client's queue must not wait forever, and the old session's NDEATH, should
+/// the broker publish it later, names the old bdSeq, which a host ignores. A connection never
+/// made (no broker yet) is retried every half second, as the first session.
 async fn poll(
     mut eventloop: rumqttc::EventLoop,
     ncmd: String,
@@ -246,14 +263,13 @@ async fn poll(
             Ok(_) => {}
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(e) => {
-                if connected {
+                if std::mem::take(&mut connected) {
                     tracing::debug!(error = %e, "simulator: MQTT session lost, starting a new one");
+                    let _ = events.send(SessionEvent::Lost { node, session });
                 } else {
                     tracing::debug!(error = %e, "simulator: MQTT connection failed, retrying");
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let _ = events.send(SessionEvent::Lost { node, session });
-                return;
             }
         }
     }
