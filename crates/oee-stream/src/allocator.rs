@@ -4,8 +4,9 @@
 //! with the options `.cargo/config.toml` compiles in: one arena shared by every thread, whose
 //! thread caches keep them from waiting on it, and freed pages returned after about a second.
 //! glibc's malloc with one arena (what the service used before) made its threads wait on the
-//! arena's lock: at 20,000 msg/s with 8 metrics each the service needed 0.71–0.76 cores, with
-//! jemalloc 0.46, at the same RSS (BENCHMARKS.md, "Memory"). Without the feature the system
+//! arena's lock: at 20,000 msg/s with 8 metrics each the service needed 0.60–0.76 cores, with
+//! jemalloc 0.46, at the same RSS (BENCHMARKS.md, "The allocator, the bench's null phase, and
+//! the two open targets again"). Without the feature the system
 //! allocator is used (heap profilers such as heaptrack follow only that) and these figures
 //! are absent.
 
