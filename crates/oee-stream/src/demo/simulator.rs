@@ -949,15 +949,8 @@ mod tests {
         let mut bd_seqs = Vec::new();
         for (topic, p) in publishes(&out) {
             if topic.contains("/NBIRTH/Line2") || topic.contains("/NDEATH/Line2") {
-                let bd = p
-                    .metrics
-                    .iter()
-                    .find(|m| m.name.as_deref() == Some("bdSeq"))
-                    .unwrap();
-                let Some(Value::UInt64(b)) = bd.value.as_value() else {
-                    panic!()
-                };
-                bd_seqs.push((topic.contains("NBIRTH"), *b));
+                let b = bd_seq(&p).expect("a UInt64 bdSeq");
+                bd_seqs.push((topic.contains("NBIRTH"), b));
             }
             for m in &p.metrics {
                 match (
